@@ -1,0 +1,510 @@
+"""``AiClient``, the chat builder and the stream object: the public, blocking surface.
+
+Data flows one way: builder -> ``ChatRequest`` -> checks and manifest rules -> dialect encode
+-> transport -> dialect decode -> ``ChatResponse`` or stream events. Nothing here knows a
+provider by name; everything provider-specific comes from the manifest and its dialect.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from .dialects import get_dialect
+from .errors import AiLibError, ConfigurationError, InvalidRequestError, make_error
+from .manifest import Manifest, load_manifest, search_dirs, split_model_id
+from .params import apply_manifest_rules, check_request
+from .resolve import Credentials, Endpoint, environment, resolve_credentials, resolve_endpoint
+from .transport import Prepared, RetryPolicy, Timeouts, Transport
+from .types import (
+    CallStats,
+    ChatRequest,
+    ChatResponse,
+    Message,
+    MessageRole,
+    StreamEvent,
+    Tool,
+    ToolCall,
+    Usage,
+)
+
+__version__ = "0.1.0"
+USER_AGENT = f"ai-lib-sync/{__version__}"
+REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "x-goog-request-id")
+# Errors after which trying the next model of ``fallbacks`` makes sense.
+FALLBACK_KINDS = frozenset({"rate_limited", "overloaded", "server_error", "timeout", "connection"})
+
+
+class ProviderBinding:
+    """One model id resolved against its manifest: dialect, endpoint, credentials."""
+
+    def __init__(self, model_id: str, *, api_key: str | None, base_url: str | None,
+                 dirs: list, environ: Mapping[str, str], url_params: Mapping[str, str] | None,
+                 headers: Mapping[str, str] | None) -> None:
+        provider, model = split_model_id(model_id)
+        self.manifest: Manifest = load_manifest(provider, dirs)
+        self.provider = self.manifest.id
+        self.model = model
+        self.model_id = f"{self.provider}/{model}"
+        self.dialect = get_dialect(self.manifest.dialect)
+        self.credentials: Credentials = resolve_credentials(self.manifest, api_key, environ)
+        self.endpoint: Endpoint = resolve_endpoint(self.manifest, base_url, environ, url_params)
+        self.extra_headers = {**self.manifest.headers, **(headers or {})}
+        self.framing = self.manifest.streaming.get("framing", self.dialect.framing)
+        self._signer = None
+        if self.credentials.signer:
+            from .aws_auth import make_signer
+
+            self._signer = make_signer(self.manifest, self.endpoint.base_url, environ)
+
+    def __repr__(self) -> str:
+        return f"ProviderBinding({self.model_id!r}, base_url={self.endpoint.base_url!r})"
+
+    def prepare(self, request: ChatRequest, stream: bool) -> Prepared:
+        shaped = apply_manifest_rules(request, self.manifest)
+        wire = self.dialect.encode_request(shaped, self.manifest, self.model, stream)
+        query = {**wire.query, **self.endpoint.query}
+        log_query = "&".join(f"{k}={v}" for k, v in query.items())
+        query.update(self.credentials.query)
+        url = self.endpoint.base_url + wire.url_path
+        log_url = url + ("?" + log_query if log_query else "")
+        if query:
+            from urllib.parse import urlencode
+
+            url += "?" + urlencode(query)
+        headers = {"User-Agent": USER_AGENT, **wire.headers, **self.extra_headers, **self.credentials.headers}
+        body = None if wire.body is None else json.dumps(wire.body, ensure_ascii=False, separators=(",", ":")).encode()
+        return Prepared(wire.method, url, headers, body, self.make_error, self.credentials.secrets,
+                        self._signer, log_url)
+
+    def make_error(self, status: int, headers: Mapping[str, str], body: bytes) -> AiLibError:
+        info = self.dialect.classify_error(status, headers, body, self.manifest)
+        return make_error(
+            info.kind, info.message, status_code=status, provider=self.provider, model=self.model,
+            retry_after=info.retry_after, request_id=_request_id(headers), code=info.code,
+            body=body.decode("utf-8", "replace")[:4000], secrets=self.credentials.secrets,
+        )
+
+    def stamp(self, error: AiLibError) -> AiLibError:
+        """Fill in who failed, for errors raised below the binding (transport, decoders)."""
+        error.provider = error.provider or self.provider
+        error.model = error.model or self.model
+        return error
+
+    def cost(self, usage: Usage) -> float | None:
+        return self.manifest.cost_usd(self.model, usage.prompt_tokens, usage.completion_tokens)
+
+    def close(self) -> None:
+        if self.endpoint.embedded is not None:
+            self.endpoint.embedded.close()
+
+
+def _request_id(headers: Mapping[str, str]) -> str | None:
+    for name in REQUEST_ID_HEADERS:
+        value = headers.get(name)
+        if value:
+            return value
+    return None
+
+
+class AiClient:
+    """A blocking client for one model id (``provider/model``), safe to share between threads.
+
+    ``timeout`` bounds each attempt of a non-streamed call (connect + whole body) and is the
+    default idle limit between stream events; ``max_retries`` retries rate limits, overloads,
+    5xx, timeouts and connection failures with backoff; ``fallbacks`` are model ids tried in
+    order when the model fails with one of those errors (streams: only before the first event).
+    """
+
+    def __init__(self, model: str, *, api_key: str | None = None, base_url: str | None = None,
+                 timeout: float = 60.0, connect_timeout: float = 10.0,
+                 stream_idle_timeout: float | None = None, max_retries: int = 2,
+                 max_retry_after: float = 60.0, fallbacks: Sequence[str] = (),
+                 manifests_dir: str | Sequence[str] | None = None,
+                 headers: Mapping[str, str] | None = None, url_params: Mapping[str, str] | None = None,
+                 pool_maxsize: int = 64, environ: Mapping[str, str] | None = None) -> None:
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ConfigurationError(f"max_retries must be a whole number >= 0, got {max_retries!r}")
+        self._environ = environ if environ is not None else environment()
+        self._dirs = search_dirs(manifests_dir, self._environ)
+        self._binding_args = {"headers": headers, "url_params": url_params}
+        self.binding = ProviderBinding(model, api_key=api_key, base_url=base_url, dirs=self._dirs,
+                                       environ=self._environ, **self._binding_args)
+        self._fallback_ids = list(fallbacks)
+        self._fallbacks: list[ProviderBinding] | None = None
+        if self._fallback_ids:
+            self._resolve_fallbacks()  # configuration errors surface now, not mid-outage
+        manifest_retry = self.binding.manifest.retry
+        self.transport = Transport(
+            Timeouts(total=timeout, connect=connect_timeout, stream_idle=stream_idle_timeout),
+            RetryPolicy(max_retries=max_retries,
+                        statuses=self.binding.manifest.retry_statuses,
+                        initial_backoff=manifest_retry.get("backoff_initial_s", 0.5),
+                        max_backoff=manifest_retry.get("backoff_max_s", 8.0),
+                        max_retry_after=manifest_retry.get("max_retry_after_s", max_retry_after)),
+            pool_maxsize=pool_maxsize,
+        )
+
+    @classmethod
+    def create(cls, model: str, **kwargs: Any) -> AiClient:
+        """The seed's spelling of the constructor."""
+        return cls(model, **kwargs)
+
+    # --- identity -------------------------------------------------------------------------
+
+    @property
+    def provider(self) -> str:
+        return self.binding.provider
+
+    @property
+    def model(self) -> str:
+        return self.binding.model
+
+    @property
+    def model_id(self) -> str:
+        return self.binding.model_id
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.binding.manifest
+
+    @property
+    def base_url(self) -> str:
+        return self.binding.endpoint.base_url
+
+    def __repr__(self) -> str:
+        return f"AiClient({self.model_id!r}, base_url={self.base_url!r})"
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.transport.close()
+        for binding in [self.binding, *(self._fallbacks or ())]:
+            binding.close()
+
+    def __enter__(self) -> AiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- requests -------------------------------------------------------------------------
+
+    def chat(self) -> ChatBuilder:
+        return ChatBuilder(self)
+
+    def batch(self, requests: Iterable[Any], max_workers: int = 8, **options: Any) -> list[Any]:
+        """Run many requests on a thread pool; results in input order (see ``BatchExecutor``)."""
+        from .executor import BatchExecutor
+
+        with BatchExecutor(max_workers=max_workers, client=self, **options) as executor:
+            return executor.run(requests)
+
+    def _resolve_fallbacks(self) -> list[ProviderBinding]:
+        if self._fallbacks is None:
+            self._fallbacks = [
+                ProviderBinding(model_id, api_key=None, base_url=None, dirs=self._dirs,
+                                environ=self._environ, **self._binding_args)
+                for model_id in self._fallback_ids
+            ]
+        return self._fallbacks
+
+    def _bindings(self) -> list[ProviderBinding]:
+        return [self.binding, *self._resolve_fallbacks()] if self._fallback_ids else [self.binding]
+
+    def execute_request(self, request: ChatRequest) -> tuple[ChatResponse, CallStats]:
+        check_request(request)
+        bindings = self._bindings()
+        for position, binding in enumerate(bindings):
+            try:
+                return self._execute_on(binding, request)
+            except AiLibError as error:
+                if position + 1 == len(bindings) or error.kind not in FALLBACK_KINDS:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _execute_on(self, binding: ProviderBinding, request: ChatRequest) -> tuple[ChatResponse, CallStats]:
+        prepared = binding.prepare(request, stream=False)
+        started = time.perf_counter()
+        try:
+            response, body, retries = self.transport.call(prepared)
+            chat_response = binding.dialect.decode_response(body, binding.manifest, binding.model)
+        except AiLibError as error:
+            raise binding.stamp(error) from None
+        except ValueError as exc:
+            raise binding.stamp(make_error("server_error", f"the provider sent an unreadable response: {exc}")) from None
+        latency = (time.perf_counter() - started) * 1000.0
+        usage = chat_response.usage
+        stats = CallStats(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens,
+                          round(latency, 3), None, retries, binding.provider, chat_response.model,
+                          binding.cost(usage), _request_id(response.headers))
+        return chat_response, stats
+
+    def stream_request(self, request: ChatRequest) -> ChatStream:
+        check_request(request)
+        return ChatStream(self, request)
+
+
+class ChatBuilder:
+    """Fluent request builder. Each method returns the builder; ``execute``/``stream`` send."""
+
+    def __init__(self, client: AiClient) -> None:
+        self._client = client
+        self._messages: list[Message] = []
+        self._fields: dict[str, Any] = {}
+        self._extra: dict[str, Any] = {}
+
+    # messages
+    def system(self, content: str) -> ChatBuilder:
+        self._messages.append(Message.system(content))
+        return self
+
+    def user(self, content: str | list, images: list[str] | None = None) -> ChatBuilder:
+        self._messages.append(Message.user(content, images=images))
+        return self
+
+    def assistant(self, content: str | None = None, tool_calls: list[ToolCall] | None = None) -> ChatBuilder:
+        self._messages.append(Message.assistant(content, tool_calls))
+        return self
+
+    def tool_result(self, tool_call_id: str, content: Any, name: str | None = None) -> ChatBuilder:
+        self._messages.append(Message.tool(tool_call_id, content, name))
+        return self
+
+    def messages(self, messages: Iterable[Message | dict[str, Any]]) -> ChatBuilder:
+        self._messages.extend(Message.from_any(message) for message in messages)
+        return self
+
+    def message(self, message: Message | dict[str, Any]) -> ChatBuilder:
+        self._messages.append(Message.from_any(message))
+        return self
+
+    # parameters
+    def temperature(self, value: float) -> ChatBuilder:
+        self._fields["temperature"] = _number("temperature", value)
+        return self
+
+    def top_p(self, value: float) -> ChatBuilder:
+        self._fields["top_p"] = _number("top_p", value)
+        return self
+
+    def max_tokens(self, value: int) -> ChatBuilder:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidRequestError(f"max_tokens must be a positive integer, got {value!r}")
+        self._fields["max_tokens"] = value
+        return self
+
+    def stop(self, value: str | list[str]) -> ChatBuilder:
+        stops = [value] if isinstance(value, str) else list(value)
+        if not all(isinstance(item, str) and item for item in stops):
+            raise InvalidRequestError(f"stop must be a non-empty string or a list of them, got {value!r}")
+        self._fields["stop"] = stops
+        return self
+
+    def tools(self, tools: Iterable[Tool | dict[str, Any]]) -> ChatBuilder:
+        self._fields["tools"] = [Tool.from_any(tool) for tool in tools]
+        return self
+
+    def tool_choice(self, choice: str | dict[str, Any]) -> ChatBuilder:
+        if isinstance(choice, dict):  # OpenAI's {"type": "function", "function": {"name": ...}}
+            choice = (choice.get("function") or {}).get("name") or choice.get("type", "")
+        if not isinstance(choice, str) or not choice:
+            raise InvalidRequestError(f"tool_choice must be 'auto', 'none', 'required' or a tool name, got {choice!r}")
+        self._fields["tool_choice"] = choice
+        return self
+
+    def response_format(self, value: dict[str, Any] | str) -> ChatBuilder:
+        if isinstance(value, str):
+            value = {"type": value}
+        self._fields["response_format"] = value
+        return self
+
+    def json_schema(self, schema: dict[str, Any], name: str = "response", strict: bool = True) -> ChatBuilder:
+        return self.response_format({"type": "json_schema",
+                                     "json_schema": {"name": name, "schema": schema, "strict": strict}})
+
+    def param(self, name: str, value: Any) -> ChatBuilder:
+        """A raw provider field, sent as-is in the request body."""
+        self._extra[name] = value
+        return self
+
+    # sending
+    def build(self) -> ChatRequest:
+        return ChatRequest(model=self._client.model, messages=list(self._messages),
+                           extra=dict(self._extra), **self._fields)
+
+    def execute(self) -> ChatResponse:
+        return self._client.execute_request(self.build())[0]
+
+    def execute_with_stats(self) -> tuple[ChatResponse, CallStats]:
+        return self._client.execute_request(self.build())
+
+    def stream(self) -> ChatStream:
+        return self._client.stream_request(self.build())
+
+    execute_stream = stream
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidRequestError(f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
+class ChatStream:
+    """A plain generator of unified events, opened on first iteration.
+
+    Leaving it early (``break``, ``close()``, the ``with`` block) closes the connection. After
+    exhaustion, ``final_response()`` and ``stats`` hold the assembled result. Retries and
+    fallbacks happen only before the first event has been yielded.
+    """
+
+    def __init__(self, client: AiClient, request: ChatRequest) -> None:
+        self._client = client
+        self._request = request
+        self._response: ChatResponse | None = None
+        self.stats: CallStats | None = None
+        self._http: Any = None
+        self._closed = False
+        self._events = self._run()
+
+    def __iter__(self) -> Iterator[StreamEvent]:
+        return self._events
+
+    def __next__(self) -> StreamEvent:
+        return next(self._events)
+
+    def __enter__(self) -> ChatStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._closed = True
+        self._events.close()
+        if self._http is not None:
+            self._http.close()
+
+    def final_response(self) -> ChatResponse:
+        if self._response is None:
+            raise InvalidRequestError("final_response() is available once the stream is exhausted")
+        return self._response
+
+    def text(self) -> str:
+        """Consume the stream and return the text (convenience)."""
+        for _ in self:
+            pass
+        return self.final_response().content
+
+    def _open(self, binding: ProviderBinding, started: float) -> tuple[Any, Any, list[StreamEvent], Any]:
+        """Open the HTTP stream and read up to the first event, so that failures before it can
+        be retried or fall back. Returns (frames, decoder, first events, idle clock)."""
+        transport = self._client.transport
+        prepared = binding.prepare(self._request, stream=True)
+        response = transport.open_stream(prepared)
+        self._http = response
+        clock = _IdleClock(transport.timeouts.stream_idle)
+        frames = transport.frames(response, binding.framing, prepared.secrets, clock.check)
+        decoder = binding.dialect.stream_decoder(binding.manifest, binding.model)
+        try:
+            for event_name, data in frames:
+                events = decoder.feed(event_name, data)
+                if events:
+                    return frames, decoder, events, clock
+            return frames, decoder, decoder.finish(), clock
+        except BaseException:
+            response.close()
+            raise
+
+    def _run(self) -> Iterator[StreamEvent]:
+        client = self._client
+        started = time.perf_counter()
+        bindings = client._bindings()
+        for position, binding in enumerate(bindings):
+            try:
+                (frames, decoder, first, clock), retries = client.transport.with_retries(
+                    lambda binding=binding: (self._open(binding, started),))
+                break
+            except AiLibError as error:
+                binding.stamp(error)
+                if position + 1 == len(bindings) or error.kind not in FALLBACK_KINDS:
+                    raise
+        content: list[str] = []
+        thinking: list[str] = []
+        tool_calls: dict[int, ToolCall] = {}
+        usage = Usage()
+        finish = "other"
+        first_token_ms: float | None = None
+        pending = first
+        try:
+            while True:
+                for event in pending:
+                    kind = event.kind
+                    if kind == "content_delta":
+                        content.append(event.text)
+                    elif kind == "thinking_delta":
+                        thinking.append(event.text)
+                    elif kind == "tool_call_ended":
+                        tool_calls[event.index] = event.tool_call
+                    elif kind == "usage":
+                        usage = event.usage
+                    elif kind == "finish":
+                        finish = event.finish_reason
+                    if first_token_ms is None and kind != "usage" and kind != "finish":
+                        first_token_ms = (time.perf_counter() - started) * 1000.0
+                    yield event
+                if pending:
+                    clock.reset()
+                try:
+                    event_name, data = next(frames)
+                except StopIteration:
+                    pending = decoder.finish()
+                    if not pending:
+                        break
+                    frames = iter(())
+                    continue
+                pending = decoder.feed(event_name, data)
+        except AiLibError as error:
+            binding.stamp(error)
+            error.partial_content = "".join(content)
+            if self._http is not None:
+                self._http.close()
+            raise
+        finally:
+            if self._closed and self._http is not None:
+                self._http.close()
+        latency = (time.perf_counter() - started) * 1000.0
+        calls = [tool_calls[index] for index in sorted(tool_calls)]
+        self._response = ChatResponse(
+            content="".join(content), tool_calls=calls, finish_reason=finish, usage=usage,
+            model=binding.model, provider=binding.provider,
+            thinking="".join(thinking) or None,
+        )
+        self.stats = CallStats(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens,
+                               round(latency, 3), None if first_token_ms is None else round(first_token_ms, 3),
+                               retries, binding.provider, binding.model, binding.cost(usage),
+                               _request_id(self._http.headers) if self._http is not None else None)
+
+
+class _IdleClock:
+    """Raises a timeout when no event arrived for ``limit`` seconds, even while the server
+    keeps the connection busy with keep-alive comments."""
+
+    __slots__ = ("limit", "last")
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+        self.last = time.monotonic()
+
+    def reset(self) -> None:
+        self.last = time.monotonic()
+
+    def check(self) -> None:
+        if time.monotonic() - self.last > self.limit:
+            from .errors import APITimeoutError
+
+            raise APITimeoutError(f"no stream event for {self.limit:g}s")
+

@@ -1,0 +1,153 @@
+"""What every dialect shares: the plain request description, error info, stream decoder base,
+and the manifest-driven error classification.
+
+Nothing here does I/O. Dialects return ``HttpRequest`` (a plain description, in the spirit of
+botocore's serializers) and turn bytes or frames into unified objects.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from ..errors import kind_for_status
+from ..types import StreamEvent
+
+
+@dataclass
+class HttpRequest:
+    """A transport-neutral request: easy to assert on in tests, not tied to an HTTP library."""
+
+    method: str
+    url_path: str
+    query: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    body: dict[str, Any] | None = None
+
+
+@dataclass
+class ErrorInfo:
+    kind: str
+    message: str
+    code: str | None = None
+    type: str | None = None
+    retry_after: float | None = None
+
+
+class StreamDecoder:
+    """Turns frames into unified events. ``feed`` takes one frame (an SSE event name and data,
+    an NDJSON line with ``event=None``, or an AWS event-stream message type and payload).
+
+    Contract for every dialect: deltas as they come, each tool call closed with exactly one
+    ``ToolCallEnded``, then ``UsageEvent`` (when the provider sent usage), and ``FinishEvent``
+    last, exactly once. ``finish()`` is called when the byte stream ends and raises
+    ``StreamInterruptedError`` when the terminator never came.
+    """
+
+    done: bool = False
+
+    def feed(self, event: str | None, data: Any) -> list[StreamEvent]:  # pragma: no cover
+        raise NotImplementedError
+
+    def finish(self) -> list[StreamEvent]:  # pragma: no cover
+        raise NotImplementedError
+
+
+def chat_path(manifest: Any, model: str, stream: bool) -> str:
+    """The manifest's path template with the URL-quoted model substituted."""
+    endpoint = manifest.endpoint
+    template = endpoint.get("stream_path", endpoint["chat_path"]) if stream else endpoint["chat_path"]
+    return template.replace("{model}", quote(model, safe=""))
+
+
+def chat_query(manifest: Any, stream: bool) -> dict[str, str]:
+    endpoint = manifest.endpoint
+    query = dict(endpoint.get("query", {}))
+    if stream:
+        query.update(endpoint.get("stream_query", {}))
+    return query
+
+
+def json_or_none(body: bytes | str) -> Any:
+    try:
+        return json.loads(body) if body else None
+    except ValueError:
+        return None
+
+
+def extract_error(payload: Any, fallback: str) -> tuple[str, str | None, str | None]:
+    """(message, type, code) from the error envelopes providers use:
+    ``{"error": {"message", "type", "code"}}``, ``{"error": "text"}``, ``{"message"}``,
+    ``{"detail"}``, ``[{"error": {...}}]`` (Gemini arrays)."""
+    if isinstance(payload, list) and payload:
+        payload = payload[0]
+    if not isinstance(payload, dict):
+        return (payload if isinstance(payload, str) and payload else fallback), None, None
+    error = payload.get("error", payload)
+    if isinstance(error, str):
+        return error, _str_or_none(payload.get("type")), _str_or_none(payload.get("code"))
+    if not isinstance(error, dict):
+        return fallback, None, None
+    message = error.get("message") or error.get("msg") or error.get("detail") or payload.get("message")
+    if isinstance(message, (dict, list)):
+        message = json.dumps(message)
+    err_type = error.get("type") or error.get("status") or payload.get("type")
+    code = error.get("code") if error.get("code") is not None else payload.get("code")
+    return (str(message) if message else fallback), _str_or_none(err_type), _str_or_none(code)
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+# Patterns that mean the same thing at nearly every provider; manifests add their own first.
+COMMON_RULES: list[dict[str, Any]] = [
+    {"code": "^(insufficient_quota|billing_hard_limit_reached|billing_not_active|payment_required)$", "kind": "quota_exhausted"},
+    {"message": "insufficient.?(quota|balance|credits?)|exceeded your current quota|billing|out of credits|payment required|balance is insufficient|arrearage", "kind": "quota_exhausted"},
+    {"code": "^(context_length_exceeded|string_above_max_length)$", "kind": "context_length"},
+    {"message": "context.?length|context window|maximum context|too many tokens|prompt is too long|input is too long|reduce the length|exceeds the (model's )?(maximum|max)", "kind": "context_length"},
+    {"code": "^(content_filter|content_policy_violation|content_filtered)$", "kind": "content_filter"},
+    {"message": "content (management )?policy|content filter|safety system|flagged as (unsafe|inappropriate)", "kind": "content_filter"},
+    {"code": "^(invalid_api_key|invalid_key|unauthorized|authentication_error)$", "kind": "authentication"},
+    {"type": "^(authentication_error|invalid_api_key)$", "kind": "authentication"},
+    {"code": "^(model_not_found|not_found)$", "kind": "not_found"},
+    {"type": "^(rate_limit_error|rate_limit_exceeded|requests|tokens)$", "kind": "rate_limited"},
+    {"type": "^(overloaded_error|server_overloaded)$", "kind": "overloaded"},
+    {"type": "^(server_error|api_error|internal_server_error)$", "kind": "server_error"},
+]
+
+
+def _matches(rule: dict[str, Any], status: int | None, message: str, err_type: str | None, code: str | None) -> bool:
+    if "status" in rule:
+        statuses = rule["status"] if isinstance(rule["status"], list) else [rule["status"]]
+        if status not in statuses:
+            return False
+    if "type" in rule and not (err_type and re.search(rule["type"], err_type)):
+        return False
+    if "code" in rule:
+        wanted = rule["code"]
+        if isinstance(wanted, int):
+            if code is None or code != str(wanted):
+                return False
+        elif not (code and re.search(wanted, code)):
+            return False
+    if "message" in rule and not re.search(rule["message"], message or "", re.IGNORECASE):
+        return False
+    return True
+
+
+def classify(status: int | None, message: str, err_type: str | None, code: str | None,
+             manifest: Any, dialect_rules: list[dict[str, Any]] = ()) -> str:
+    """First matching rule wins: the manifest's, then the dialect's, then the common ones,
+    then the HTTP status. Rules for a 2xx/None status only come from error frames in streams."""
+    for rule in (*manifest.errors.get("rules", ()), *dialect_rules, *COMMON_RULES):
+        if _matches(rule, status, message, err_type, code):
+            kind = rule["kind"]
+            # A 5xx is never a caller mistake, whatever its message says.
+            if status and status >= 500 and kind in ("invalid_request", "not_found", "authentication"):
+                continue
+            return kind
+    return kind_for_status(status)

@@ -1,0 +1,315 @@
+"""The OpenAI Chat Completions wire dialect, spoken by OpenAI and most other providers.
+
+Reference: https://platform.openai.com/docs/api-reference/chat (request, response, stream
+chunks). Provider differences (paths, auth, renamed fields, where usage hides, whether
+``stream_options`` is accepted, reasoning field names) come from the manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from ..errors import make_error
+from ..types import (
+    ChatRequest,
+    ChatResponse,
+    ContentDelta,
+    FinishEvent,
+    ImagePart,
+    Message,
+    StreamEvent,
+    TextPart,
+    ThinkingDelta,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallEnded,
+    ToolCallStarted,
+    Usage,
+    UsageEvent,
+)
+from .base import ErrorInfo, HttpRequest, StreamDecoder, chat_path, chat_query, classify, extract_error, json_or_none
+
+FINISH_REASONS = {
+    "stop": "stop", "eos": "stop", "end_turn": "stop", "stop_sequence": "stop",
+    "length": "length", "max_tokens": "length", "model_length": "length",
+    "tool_calls": "tool_calls", "function_call": "tool_calls", "tool_use": "tool_calls",
+    "content_filter": "content_filter", "sensitive": "content_filter", "safety": "content_filter",
+}
+DEFAULT_REASONING_FIELDS = ("reasoning_content", "reasoning")
+DEFAULT_USAGE_PATHS = ("usage",)
+
+
+def map_finish_reason(reason: str | None, has_tool_calls: bool) -> str:
+    mapped = FINISH_REASONS.get(reason or "", "other" if reason else "stop")
+    if has_tool_calls and mapped == "stop":
+        return "tool_calls"
+    return mapped
+
+
+def new_call_id() -> str:
+    return "call_" + uuid.uuid4().hex[:24]
+
+
+# --- request -----------------------------------------------------------------------------
+
+
+def encode_content(message: Message) -> Any:
+    if not isinstance(message.content, list):
+        return message.content
+    parts: list[dict[str, Any]] = []
+    for part in message.content:
+        if isinstance(part, TextPart):
+            parts.append({"type": "text", "text": part.text})
+        elif isinstance(part, ImagePart):
+            image: dict[str, Any] = {"url": part.data_url}
+            if part.detail:
+                image["detail"] = part.detail
+            parts.append({"type": "image_url", "image_url": image})
+    return parts
+
+
+def encode_message(message: Message) -> dict[str, Any]:
+    wire: dict[str, Any] = {"role": message.role.value, "content": encode_content(message)}
+    if message.tool_calls:
+        wire["tool_calls"] = [
+            {"id": call.id, "type": "function",
+             "function": {"name": call.name, "arguments": call.arguments_json()}}
+            for call in message.tool_calls
+        ]
+    if message.tool_call_id is not None:
+        wire["tool_call_id"] = message.tool_call_id
+    if message.name is not None:
+        wire["name"] = message.name
+    wire.update(message.extra)
+    return wire
+
+
+def encode_tool_choice(choice: str, manifest: Any) -> Any:
+    mapped = manifest.params.get("tool_choice", {})
+    if choice in ("auto", "none", "required"):
+        return mapped.get(choice, choice)
+    return {"type": "function", "function": {"name": choice}}
+
+
+class OpenAIChatDialect:
+    name = "openai_chat"
+    framing = "sse"
+
+    def encode_request(self, request: ChatRequest, manifest: Any, model: str, stream: bool) -> HttpRequest:
+        body: dict[str, Any] = {}
+        if manifest.endpoint.get("model_in_body", True):
+            body["model"] = model
+        body["messages"] = [encode_message(message) for message in request.messages]
+        for name in ("temperature", "max_tokens", "top_p"):
+            value = getattr(request, name)
+            if value is not None:
+                body[name] = value
+        if request.stop:
+            body["stop"] = request.stop
+        if request.tools:
+            body["tools"] = [tool.to_openai() for tool in request.tools]
+        if request.tool_choice is not None:
+            body["tool_choice"] = encode_tool_choice(request.tool_choice, manifest)
+        if request.response_format is not None:
+            body["response_format"] = request.response_format
+        if stream:
+            body["stream"] = True
+            if manifest.streaming.get("include_usage", True):
+                body["stream_options"] = {"include_usage": True}
+        for wire_name in list(body):
+            renamed = manifest.params.get("rename", {}).get(wire_name)
+            if renamed:
+                body[renamed] = body.pop(wire_name)
+        body.update(request.extra)
+        headers = {"Content-Type": "application/json",
+                   "Accept": "text/event-stream" if stream else "application/json"}
+        return HttpRequest("POST", chat_path(manifest, model, stream), chat_query(manifest, stream), headers, body)
+
+    def decode_response(self, body: bytes, manifest: Any, model: str) -> ChatResponse:
+        payload = json.loads(body)
+        if not isinstance(payload, dict):
+            raise make_error("server_error", f"expected a JSON object, got {type(payload).__name__}", provider=manifest.id)
+        if payload.get("error") and not payload.get("choices"):
+            info = self.classify_error(200, {}, body, manifest)
+            raise make_error(info.kind, info.message, code=info.code, provider=manifest.id, body=body.decode("utf-8", "replace"))
+        choices = payload.get("choices") or [{}]
+        choice = choices[0]
+        message = choice.get("message") or {}
+        content = message.get("content")
+        if isinstance(content, list):
+            content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
+        thinking = None
+        for field in manifest.response.get("reasoning_fields", DEFAULT_REASONING_FIELDS):
+            if isinstance(message.get(field), str) and message[field]:
+                thinking = message[field]
+                break
+        tool_calls = [
+            ToolCall.from_raw(call.get("id") or new_call_id(), (call.get("function") or {}).get("name", ""),
+                              (call.get("function") or {}).get("arguments"))
+            for call in message.get("tool_calls") or ()
+        ]
+        return ChatResponse(
+            content=content or "",
+            tool_calls=tool_calls,
+            finish_reason=map_finish_reason(choice.get("finish_reason"), bool(tool_calls)),
+            usage=decode_usage(find_usage(payload, manifest), manifest) or Usage(),
+            model=payload.get("model") or model,
+            provider=manifest.id,
+            thinking=thinking,
+            id=payload.get("id"),
+            raw=payload,
+        )
+
+    def stream_decoder(self, manifest: Any, model: str) -> OpenAIStreamDecoder:
+        return OpenAIStreamDecoder(manifest)
+
+    def classify_error(self, status: int | None, headers: Any, body: bytes, manifest: Any) -> ErrorInfo:
+        return classify_openai_error(status, body, manifest)
+
+
+def classify_openai_error(status: int | None, body: bytes | str, manifest: Any) -> ErrorInfo:
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    payload = json_or_none(text)
+    fallback = text.strip()[:500] or f"HTTP {status}"
+    message, err_type, code = extract_error(payload, fallback)
+    kind = classify(status, message, err_type, code, manifest)
+    return ErrorInfo(kind, message, code, err_type)
+
+
+def find_usage(payload: dict[str, Any], manifest: Any) -> dict[str, Any] | None:
+    for path in manifest.response.get("usage_paths", DEFAULT_USAGE_PATHS):
+        node: Any = payload
+        for part in path.split("."):
+            if isinstance(node, list):
+                node = node[int(part)] if part.isdigit() and int(part) < len(node) else None
+            elif isinstance(node, dict):
+                node = node.get(part)
+            else:
+                node = None
+            if node is None:
+                break
+        if isinstance(node, dict) and node:
+            return node
+    return None
+
+
+def decode_usage(usage: dict[str, Any] | None, manifest: Any) -> Usage | None:
+    if not usage:
+        return None
+    prompt = usage.get("prompt_tokens") or 0
+    completion = usage.get("completion_tokens") or 0
+    details = usage.get("completion_tokens_details") or {}
+    reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else None
+    if manifest.response.get("completion_excludes_reasoning") and reasoning:
+        completion += reasoning
+    prompt_details = usage.get("prompt_tokens_details") or {}
+    cached = prompt_details.get("cached_tokens") if isinstance(prompt_details, dict) else None
+    return Usage.of(prompt, completion, reasoning, cached)
+
+
+class OpenAIStreamDecoder(StreamDecoder):
+    """Chat-completion chunks -> unified events, assembling tool-call fragments by index."""
+
+    def __init__(self, manifest: Any) -> None:
+        self.manifest = manifest
+        self.done = False
+        self.done_marker = manifest.streaming.get("done_marker", "[DONE]")
+        self.terminator_required = manifest.streaming.get("terminator_required", True) and self.done_marker is not None
+        self.reasoning_fields = tuple(manifest.response.get("reasoning_fields", DEFAULT_REASONING_FIELDS))
+        self.usage_paths = manifest.response.get("usage_paths", DEFAULT_USAGE_PATHS)
+        self.calls: dict[int, dict[str, Any]] = {}
+        self.closed_calls = False
+        self.finish_reason: str | None = None
+        self.usage: dict[str, Any] | None = None
+
+    def feed(self, event: str | None, data: Any) -> list[StreamEvent]:
+        if data == self.done_marker:
+            return self._end()
+        if self.done:
+            return []
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            raise make_error("stream_interrupted", f"malformed stream chunk: {data[:200]!r}", provider=self.manifest.id) from None
+        if not isinstance(chunk, dict):
+            return []
+        if chunk.get("error"):
+            info = classify_openai_error(None, data, self.manifest)
+            raise make_error(info.kind, info.message, code=info.code, provider=self.manifest.id, body=data)
+        events: list[StreamEvent] = []
+        choices = chunk.get("choices")
+        if choices:
+            choice = choices[0]
+            delta = choice.get("delta") or {}
+            content = delta.get("content")
+            if content:
+                events.append(ContentDelta(content))
+            for field in self.reasoning_fields:
+                value = delta.get(field)
+                if value and isinstance(value, str):
+                    events.append(ThinkingDelta(value))
+                    break
+            if delta.get("tool_calls"):
+                self._tool_calls(delta["tool_calls"], events)
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+                self._close_calls(events)
+        if self.usage_paths == DEFAULT_USAGE_PATHS:
+            usage = chunk.get("usage")
+        else:
+            usage = find_usage(chunk, self.manifest)
+        if usage:
+            self.usage = usage
+        return events
+
+    def _tool_calls(self, fragments: list[dict[str, Any]], events: list[StreamEvent]) -> None:
+        for fragment in fragments:
+            index = fragment.get("index")
+            function = fragment.get("function") or {}
+            if index is None:  # whole calls without an index (Mistral): match by id or append
+                index = next((i for i, call in self.calls.items() if fragment.get("id") and call["id"] == fragment.get("id")),
+                             len(self.calls))
+            call = self.calls.get(index)
+            if call is None:
+                call = {"id": fragment.get("id") or new_call_id(), "name": function.get("name") or "", "arguments": ""}
+                self.calls[index] = call
+                events.append(ToolCallStarted(index, call["id"], call["name"]))
+            arguments = function.get("arguments")
+            if arguments:
+                if isinstance(arguments, dict):
+                    arguments = json.dumps(arguments)
+                call["arguments"] += arguments
+                events.append(ToolCallDelta(index, arguments))
+
+    def _close_calls(self, events: list[StreamEvent]) -> None:
+        if self.closed_calls:
+            return
+        self.closed_calls = True
+        for index in sorted(self.calls):
+            call = self.calls[index]
+            events.append(ToolCallEnded(index, ToolCall.from_raw(call["id"], call["name"], call["arguments"])))
+
+    def _end(self) -> list[StreamEvent]:
+        if self.done:
+            return []
+        self.done = True
+        events: list[StreamEvent] = []
+        self._close_calls(events)
+        usage = decode_usage(self.usage, self.manifest)
+        if usage is not None:
+            events.append(UsageEvent(usage))
+        events.append(FinishEvent(map_finish_reason(self.finish_reason, bool(self.calls))))
+        return events
+
+    def finish(self) -> list[StreamEvent]:
+        if self.done:
+            return []
+        if self.finish_reason is not None and not self.terminator_required:
+            return self._end()
+        expected = repr(self.done_marker) if self.terminator_required else "a finish_reason"
+        raise make_error("stream_interrupted", f"the stream ended before {expected}", provider=self.manifest.id)
+
+
+DIALECT = OpenAIChatDialect()

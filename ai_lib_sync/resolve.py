@@ -1,0 +1,117 @@
+"""Per-client configuration resolved from a manifest, explicit arguments and the environment:
+the base URL, the API key, and the headers and query parameters that carry it.
+
+Explicit arguments win over environment variables, which win over manifest defaults. A key
+that is required but missing fails here, before any request, naming where we looked.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigurationError
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+@dataclass
+class Endpoint:
+    base_url: str
+    query: dict[str, str] = field(default_factory=dict)
+    embedded: Any = None  # an in-process loopback server the client must close
+
+
+@dataclass
+class Credentials:
+    """How the key travels. ``secrets`` lists every value that must never be shown."""
+
+    headers: dict[str, str] = field(default_factory=dict)
+    query: dict[str, str] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()
+    signer: str | None = None  # "aws_sigv4" when requests are signed instead of keyed
+
+    def __repr__(self) -> str:
+        return f"Credentials(headers={sorted(self.headers)}, query={sorted(self.query)}, signer={self.signer!r})"
+
+
+def first_env(names: list[str] | tuple[str, ...], environ: Mapping[str, str]) -> str | None:
+    for name in names:
+        value = environ.get(name)
+        if value:
+            return value
+    return None
+
+
+def resolve_endpoint(manifest: Any, base_url: str | None, environ: Mapping[str, str],
+                     url_params: Mapping[str, str] | None = None) -> Endpoint:
+    endpoint = manifest.endpoint
+    query = dict(endpoint.get("query", {}))
+    for name, env_names in endpoint.get("query_env", {}).items():
+        value = first_env(env_names, environ)
+        if value:
+            query[name] = value
+    chosen = base_url or first_env(endpoint.get("base_url_env", ()), environ) or endpoint["base_url"]
+    if chosen.startswith("embedded:"):
+        _, module_name, factory = chosen.split(":", 2)
+        server = getattr(importlib.import_module(module_name), factory)()
+        return Endpoint(server.base_url, query, server)
+    variables = endpoint.get("variables", {})
+    params = dict(url_params or {})
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name in params:
+            return str(params[name])
+        spec = variables.get(name, {})
+        value = first_env(spec.get("env", ()), environ) or spec.get("default")
+        if not value:
+            looked = ", ".join(spec.get("env", ())) or "no environment variable"
+            raise ConfigurationError(
+                f"{manifest.id}: the endpoint needs {name!r}; pass url_params={{'{name}': ...}} or base_url=..., "
+                f"or set {looked}"
+            )
+        return value
+
+    resolved = _PLACEHOLDER.sub(substitute, chosen).rstrip("/")
+    if not resolved.startswith(("http://", "https://")):
+        raise ConfigurationError(f"{manifest.id}: base URL must start with http:// or https://, got {resolved!r}")
+    return Endpoint(resolved, query)
+
+
+def resolve_credentials(manifest: Any, api_key: str | None, environ: Mapping[str, str]) -> Credentials:
+    auth = manifest.auth
+    kind = auth["type"]
+    if kind == "none":
+        return Credentials()
+    env_names = list(auth.get("env", ()))
+    if kind == "aws_sigv4":
+        bearer = api_key or first_env(auth.get("bearer_env", ()), environ)
+        if bearer:
+            return Credentials(headers={"Authorization": f"Bearer {bearer}"}, secrets=(bearer,))
+        return Credentials(signer="aws_sigv4")
+    key = api_key or first_env(env_names, environ)
+    if not key:
+        if auth.get("optional"):
+            return Credentials()
+        looked = ", ".join(env_names) or "(no variable declared)"
+        raise ConfigurationError(
+            f"no API key for {manifest.id}: pass api_key=... or set one of {looked}"
+        )
+    if kind == "bearer":
+        return Credentials(headers={"Authorization": f"Bearer {key}"}, secrets=(key,))
+    if kind == "header":
+        header = auth.get("header")
+        if not header:
+            raise ConfigurationError(f"{manifest.path}: field 'auth.header': expected a header name for auth type 'header'")
+        return Credentials(headers={header: auth.get("prefix", "") + key}, secrets=(key,))
+    param = auth.get("query_param") or "key"
+    return Credentials(query={param: key}, secrets=(key,))
+
+
+def environment() -> Mapping[str, str]:
+    return os.environ

@@ -1,0 +1,298 @@
+"""The only module that touches the network.
+
+One ``requests.Session`` per client owns the connection pool. Every call is bounded in time:
+connect and read timeouts on each attempt, a total deadline on non-streamed bodies, and an
+idle timeout between stream events. Retries use tenacity with exponential backoff and jitter,
+honour ``retry-after-ms``/``Retry-After`` up to a cap, and are counted for ``CallStats``.
+The transport knows no provider: it sends prepared requests and frames streams as told.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from .errors import AiLibError, APIConnectionError, APITimeoutError, StreamInterruptedError, redact
+from .framing import FRAMERS
+
+logger = logging.getLogger("ai_lib_sync")
+
+ErrorFactory = Callable[[int, Mapping[str, str], bytes], AiLibError]
+
+
+@dataclass
+class RetryPolicy:
+    max_retries: int = 2
+    statuses: tuple[int, ...] = (408, 409, 429, 500, 502, 503, 504, 529)
+    initial_backoff: float = 0.5
+    max_backoff: float = 8.0
+    max_retry_after: float = 60.0
+
+    def backoff(self, retry_number: int, error: BaseException | None) -> float:
+        """Seconds to wait before retry ``retry_number`` (1-based)."""
+        hinted = getattr(error, "retry_after", None)
+        if hinted is not None:
+            return max(0.0, float(hinted))
+        ceiling = min(self.max_backoff, self.initial_backoff * 2 ** (retry_number - 1))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)  # "equal jitter"
+
+    def should_retry(self, error: BaseException) -> bool:
+        if not isinstance(error, AiLibError) or not error.retryable:
+            return False
+        if error.retry_after is not None and error.retry_after > self.max_retry_after:
+            return False  # the caller gets the error at once, with retry_after set
+        return True
+
+
+@dataclass
+class Prepared:
+    """A fully built request: what goes on the wire, plus how to explain a failure."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes | None
+    make_error: ErrorFactory
+    secrets: tuple[str, ...] = ()
+    sign: Callable[[Prepared], None] | None = None
+    log_url: str = field(default="")
+
+    def __repr__(self) -> str:
+        return f"Prepared({self.method} {self.log_url or redact(self.url, self.secrets)})"
+
+
+class Timeouts:
+    __slots__ = ("connect", "read", "total", "stream_idle")
+
+    def __init__(self, total: float = 60.0, connect: float = 10.0, read: float | None = None,
+                 stream_idle: float | None = None) -> None:
+        for name, value in (("timeout", total), ("connect_timeout", connect), ("read_timeout", read),
+                            ("stream_idle_timeout", stream_idle)):
+            if value is not None and (isinstance(value, bool) or not value > 0):
+                from .errors import ConfigurationError
+
+                raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")
+        self.total = float(total)
+        self.connect = float(min(connect, total))
+        self.read = float(read if read is not None else total)
+        self.stream_idle = float(stream_idle if stream_idle is not None else self.read)
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """``retry-after-ms`` (OpenAI, Anthropic), else ``Retry-After`` in seconds or as an HTTP date."""
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return max(0.0, float(value) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class Transport:
+    """Owns the session; thread-safe (requests' pool is; our state is set once under a lock)."""
+
+    def __init__(self, timeouts: Timeouts | None = None, retry: RetryPolicy | None = None,
+                 pool_maxsize: int = 64) -> None:
+        self.timeouts = timeouts or Timeouts()
+        self.retry = retry or RetryPolicy()
+        self.pool_maxsize = pool_maxsize
+        self._session: requests.Session | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def session(self) -> requests.Session:
+        session = self._session
+        if session is None:
+            with self._lock:
+                if self._closed:
+                    from .errors import ConfigurationError
+
+                    raise ConfigurationError("this client is closed")
+                if self._session is None:
+                    session = requests.Session()
+                    # Retries are ours; urllib3 must not retry behind our back.
+                    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self.pool_maxsize,
+                                          max_retries=0, pool_block=False)
+                    session.mount("http://", adapter)
+                    session.mount("https://", adapter)
+                    session.trust_env = True
+                    self._session = session
+                session = self._session
+        return session
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            session, self._session = self._session, None
+        if session is not None:
+            session.close()
+
+    # --- one attempt -------------------------------------------------------------------
+
+    def _send(self, prepared: Prepared, stream: bool) -> requests.Response:
+        if prepared.sign is not None:
+            prepared.sign(prepared)
+        timeouts = self.timeouts
+        read = timeouts.stream_idle if stream else min(timeouts.read, timeouts.total)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s %s", prepared.method, prepared.log_url or redact(prepared.url, prepared.secrets))
+        try:
+            response = self.session.request(
+                prepared.method, prepared.url, data=prepared.body, headers=prepared.headers,
+                timeout=(timeouts.connect, read), stream=True, allow_redirects=False,
+            )
+        except requests.exceptions.Timeout as exc:
+            raise APITimeoutError(_describe(exc, "timed out"), secrets=prepared.secrets) from None
+        except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            raise APIConnectionError(_describe(exc, "connection failed"), secrets=prepared.secrets) from None
+        except requests.exceptions.RequestException as exc:
+            raise APIConnectionError(_describe(exc, "request failed"), secrets=prepared.secrets) from None
+        if response.status_code >= 400:
+            body = self._read_body(response, time.monotonic() + timeouts.total, prepared, limit=1 << 20)
+            error = prepared.make_error(response.status_code, response.headers, body)
+            if error.retry_after is None:
+                error.retry_after = parse_retry_after(response.headers)
+            if response.status_code not in self.retry.statuses and error.kind not in ("rate_limited", "overloaded"):
+                error.retryable = False
+            raise error
+        return response
+
+    def _read_body(self, response: requests.Response, deadline: float, prepared: Prepared,
+                   limit: int | None = None) -> bytes:
+        chunks = []
+        size = 0
+        try:
+            for chunk in response.iter_content(65536):
+                chunks.append(chunk)
+                size += len(chunk)
+                if time.monotonic() > deadline:
+                    response.close()
+                    raise APITimeoutError(f"no complete response within {self.timeouts.total:g}s")
+                if limit is not None and size >= limit:
+                    response.close()
+                    break
+        except requests.exceptions.RequestException as exc:
+            response.close()
+            kind = APITimeoutError if "timed out" in str(exc).lower() else APIConnectionError
+            raise kind(_describe(exc, "the response broke off"), secrets=prepared.secrets) from None
+        return b"".join(chunks)
+
+    # --- with retries ------------------------------------------------------------------
+
+    def call(self, prepared: Prepared) -> tuple[requests.Response, bytes, int]:
+        """Send and read a whole body. Returns (response, body, retries)."""
+        return self.with_retries(lambda: self._attempt(prepared))
+
+    def _attempt(self, prepared: Prepared) -> tuple[requests.Response, bytes]:
+        deadline = time.monotonic() + self.timeouts.total
+        response = self._send(prepared, stream=False)
+        return response, self._read_body(response, deadline, prepared)
+
+    def with_retries(self, attempt: Callable[[], Any]) -> Any:
+        """Run ``attempt``; on a retryable error, retry it through tenacity.
+
+        The first try runs outside tenacity so the common, successful call pays nothing for it.
+        Returns ``attempt()``'s result with the retry count appended.
+        """
+        try:
+            result = attempt()
+            return (*result, 0) if isinstance(result, tuple) else (result, 0)
+        except AiLibError as error:
+            if self.retry.max_retries < 1 or not self.retry.should_retry(error):
+                raise
+            first_error = error
+        import tenacity
+
+        policy = self.retry
+        retries = 0
+
+        def counted_attempt() -> Any:
+            nonlocal retries
+            retries += 1
+            return attempt()
+
+        def log_retry(state: tenacity.RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            logger.info("retry %d after %s", state.attempt_number + 1, type(error).__name__)
+
+        time.sleep(policy.backoff(1, first_error))
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(policy.max_retries),
+            # tenacity counts its own attempts; ours started one earlier, outside it.
+            wait=lambda state: policy.backoff(state.attempt_number + 1, state.outcome.exception()),
+            retry=tenacity.retry_if_exception(policy.should_retry),
+            before_sleep=log_retry,
+            reraise=True,
+        )
+        result = retrying(counted_attempt)
+        return (*result, retries) if isinstance(result, tuple) else (result, retries)
+
+    # --- streams -----------------------------------------------------------------------
+
+    def open_stream(self, prepared: Prepared) -> requests.Response:
+        return self._send(prepared, stream=True)
+
+    def frames(self, response: requests.Response, framing: str, secrets: tuple[str, ...] = (),
+               on_chunk: Callable[[], None] | None = None) -> Iterator[tuple[str | None, Any]]:
+        """Frames of a streamed body. Network failures become typed errors; ``on_chunk`` runs
+        for every byte chunk so the caller can enforce its event-idle deadline."""
+        return FRAMERS[framing](_guarded_bytes(response, secrets, on_chunk))
+
+
+def _raw_chunks(response: requests.Response) -> Iterator[bytes]:
+    raw = response.raw
+    if getattr(raw, "chunked", False) and raw.supports_chunked_reads():
+        yield from raw.read_chunked(decode_content=True)
+        return
+    read1 = getattr(raw, "read1", None)
+    if read1 is None:  # urllib3 < 2
+        yield from raw.stream(1024, decode_content=True)
+        return
+    while True:
+        chunk = read1(65536)
+        if not chunk:
+            return
+        yield chunk
+
+
+def _guarded_bytes(response: requests.Response, secrets: tuple[str, ...],
+                   on_chunk: Callable[[], None] | None) -> Iterator[bytes]:
+    import urllib3.exceptions
+
+    try:
+        for chunk in _raw_chunks(response):
+            if on_chunk is not None:
+                on_chunk()
+            if chunk:
+                yield chunk
+    except (urllib3.exceptions.ReadTimeoutError, requests.exceptions.Timeout) as exc:
+        raise APITimeoutError(_describe(exc, "the stream went idle"), secrets=secrets) from None
+    except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError) as exc:
+        raise StreamInterruptedError(_describe(exc, "the stream broke off"), secrets=secrets) from None
+
+
+def _describe(exc: BaseException, what: str) -> str:
+    detail = str(exc)
+    return f"{what}: {type(exc).__name__}: {detail[:300]}" if detail else what
