@@ -23,7 +23,6 @@ from .types import (
     ChatRequest,
     ChatResponse,
     Message,
-    MessageRole,
     StreamEvent,
     Tool,
     ToolCall,

@@ -101,7 +101,8 @@ class LoopbackServer:
 
         self._server = ThreadingHTTPServer((host, 0), _Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="loopback-server", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="loopback-server", daemon=True)
         self._thread.start()
 
     @property

@@ -12,6 +12,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -20,6 +21,9 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.poolmanager import ProxyManager
 
 from .errors import AiLibError, APIConnectionError, APITimeoutError, StreamInterruptedError, redact
 from .framing import FRAMERS
@@ -109,6 +113,127 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+# --- call scopes: cancel another thread's calls, observe responses ------------------------
+
+_local = threading.local()
+
+
+class CallScope:
+    """Hooks for the HTTP calls of the thread that entered it (``with scope: ...``).
+
+    ``abort()``, from any thread, shuts down the sockets those calls use (a read blocked on a
+    slow server returns at once), cuts retry waits short and refuses new attempts: the batch
+    executor and the aio wrapper cancel work with it. ``on_response(status, headers, error)``,
+    if given, sees every HTTP response, retried attempts included (``error`` is the classified
+    error of a status >= 400, else None): the executor's rate limiter reads rate-limit headers
+    and 429s there. The core never creates a scope; without one nothing changes.
+    """
+
+    def __init__(self, on_response: Callable[[int, Mapping[str, str], AiLibError | None], None] | None = None) -> None:
+        self.on_response = on_response
+        self.aborted = threading.Event()
+        self._connections: list[HTTPConnection] = []
+        self._lock = threading.Lock()
+        self._outer: CallScope | None = None
+
+    def __enter__(self) -> CallScope:
+        self._outer = getattr(_local, "scope", None)
+        _local.scope = self
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _local.scope = self._outer
+        with self._lock:
+            self._connections.clear()
+
+    def abort(self) -> None:
+        with self._lock:
+            self.aborted.set()
+            connections = list(self._connections)
+        for connection in connections:
+            _shutdown(connection)
+
+    def track(self, connection: HTTPConnection) -> None:
+        with self._lock:
+            self.check()
+            if connection not in self._connections:
+                self._connections.append(connection)
+
+    def check(self) -> None:
+        if self.aborted.is_set():
+            raise APIConnectionError("the call was cancelled", retryable=False)
+
+
+def current_scope() -> CallScope | None:
+    return getattr(_local, "scope", None)
+
+
+def _shutdown(connection: HTTPConnection) -> None:
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def _pause(seconds: float) -> None:
+    """Sleep, but wake at once when the current scope is aborted."""
+    scope = current_scope()
+    if scope is None:
+        time.sleep(seconds)
+    elif scope.aborted.wait(seconds):
+        scope.check()
+
+
+class _ScopedMixin:
+    """Registers each connection with the thread's scope, so ``abort()`` can reach its socket."""
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        scope = current_scope()
+        if scope is not None:
+            scope.track(self)  # type: ignore[arg-type]
+        return super().request(*args, **kwargs)  # type: ignore[misc]
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        scope = current_scope()
+        if scope is not None and scope.aborted.is_set():  # aborted while we were connecting
+            _shutdown(self)  # type: ignore[arg-type]
+            scope.check()
+
+
+class _ScopedHTTPConnection(_ScopedMixin, HTTPConnection):
+    pass
+
+
+class _ScopedHTTPSConnection(_ScopedMixin, HTTPSConnection):
+    pass
+
+
+class _ScopedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _ScopedHTTPConnection
+
+
+class _ScopedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _ScopedHTTPSConnection
+
+
+_SCOPED_POOLS = {"http": _ScopedHTTPPool, "https": _ScopedHTTPSPool}
+
+
+class _ScopedAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _SCOPED_POOLS
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        if isinstance(manager, ProxyManager):  # SOCKS managers keep their own pools
+            manager.pool_classes_by_scheme = _SCOPED_POOLS
+        return manager
+
+
 class Transport:
     """Owns the session; thread-safe (requests' pool is; our state is set once under a lock)."""
 
@@ -133,14 +258,32 @@ class Transport:
                 if self._session is None:
                     session = requests.Session()
                     # Retries are ours; urllib3 must not retry behind our back.
-                    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self.pool_maxsize,
-                                          max_retries=0, pool_block=False)
+                    adapter = self._adapter()
                     session.mount("http://", adapter)
                     session.mount("https://", adapter)
                     session.trust_env = True
                     self._session = session
                 session = self._session
         return session
+
+    def _adapter(self) -> HTTPAdapter:
+        return _ScopedAdapter(pool_connections=4, pool_maxsize=self.pool_maxsize,
+                              max_retries=0, pool_block=False)
+
+    def ensure_pool_size(self, size: int) -> None:
+        """Grow the per-host connection pool to at least ``size`` (a thread pool of that many
+        workers then reuses connections instead of opening and dropping extra ones)."""
+        with self._lock:
+            if size <= self.pool_maxsize:
+                return
+            self.pool_maxsize = size
+            session = self._session
+            if session is not None:
+                old = session.get_adapter("http://")
+                adapter = self._adapter()
+                session.mount("http://", adapter)
+                session.mount("https://", adapter)
+                old.close()
 
     def close(self) -> None:
         with self._lock:
@@ -176,7 +319,9 @@ class Transport:
                 error.retry_after = parse_retry_after(response.headers)
             if response.status_code not in self.retry.statuses and error.kind not in ("rate_limited", "overloaded"):
                 error.retryable = False
+            _observe(response, error)
             raise error
+        _observe(response, None)
         return response
 
     def _read_body(self, response: requests.Response, deadline: float, prepared: Prepared,
@@ -220,7 +365,7 @@ class Transport:
             result = attempt()
             return (*result, 0) if isinstance(result, tuple) else (result, 0)
         except AiLibError as error:
-            if self.retry.max_retries < 1 or not self.retry.should_retry(error):
+            if self.retry.max_retries < 1 or not self.retry.should_retry(error) or _aborted():
                 raise
             first_error = error
         import tenacity
@@ -237,12 +382,13 @@ class Transport:
             error = state.outcome.exception() if state.outcome else None
             logger.info("retry %d after %s", state.attempt_number + 1, type(error).__name__)
 
-        time.sleep(policy.backoff(1, first_error))
+        _pause(policy.backoff(1, first_error))
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(policy.max_retries),
             # tenacity counts its own attempts; ours started one earlier, outside it.
             wait=lambda state: policy.backoff(state.attempt_number + 1, state.outcome.exception()),
-            retry=tenacity.retry_if_exception(policy.should_retry),
+            retry=tenacity.retry_if_exception(lambda error: policy.should_retry(error) and not _aborted()),
+            sleep=_pause,
             before_sleep=log_retry,
             reraise=True,
         )
@@ -259,6 +405,17 @@ class Transport:
         """Frames of a streamed body. Network failures become typed errors; ``on_chunk`` runs
         for every byte chunk so the caller can enforce its event-idle deadline."""
         return FRAMERS[framing](_guarded_bytes(response, secrets, on_chunk))
+
+
+def _aborted() -> bool:
+    scope = current_scope()
+    return scope is not None and scope.aborted.is_set()
+
+
+def _observe(response: requests.Response, error: AiLibError | None) -> None:
+    scope = current_scope()
+    if scope is not None and scope.on_response is not None:
+        scope.on_response(response.status_code, response.headers, error)
 
 
 def _raw_chunks(response: requests.Response) -> Iterator[bytes]:
