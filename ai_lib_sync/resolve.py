@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from .errors import ConfigurationError
 
@@ -60,6 +61,7 @@ def resolve_endpoint(manifest: Any, base_url: str | None, environ: Mapping[str, 
         _, module_name, factory = chosen.split(":", 2)
         server = getattr(importlib.import_module(module_name), factory)()
         return Endpoint(server.base_url, query, server)
+    chosen = with_default_scheme(chosen, endpoint["base_url"])
     variables = endpoint.get("variables", {})
     params = dict(url_params or {})
 
@@ -68,7 +70,8 @@ def resolve_endpoint(manifest: Any, base_url: str | None, environ: Mapping[str, 
         if name in params:
             return str(params[name])
         spec = variables.get(name, {})
-        value = first_env(spec.get("env", ()), environ) or spec.get("default")
+        value = first_env(spec.get("env", ()), environ) or _ask_resolver(spec.get("resolver"), environ) \
+            or spec.get("default")
         if not value:
             looked = ", ".join(spec.get("env", ())) or "no environment variable"
             raise ConfigurationError(
@@ -81,6 +84,35 @@ def resolve_endpoint(manifest: Any, base_url: str | None, environ: Mapping[str, 
     if not resolved.startswith(("http://", "https://")):
         raise ConfigurationError(f"{manifest.id}: base URL must start with http:// or https://, got {resolved!r}")
     return Endpoint(resolved, query)
+
+
+def _ask_resolver(target: str | None, environ: Mapping[str, str]) -> str | None:
+    """A manifest variable's ``"resolver": "module:function"``, asked after its environment
+    variables and before its default (e.g. the region of the active AWS profile)."""
+    if not target:
+        return None
+    module_name, _, function = target.partition(":")
+    return getattr(importlib.import_module(module_name), function)(environ)
+
+
+def with_default_scheme(value: str, default: str) -> str:
+    """Complete a base URL given without a scheme, as ``OLLAMA_HOST`` often is ("0.0.0.0",
+    "gpu-box:11434"): it takes the scheme of the manifest's default URL and, when it names no
+    port, the default's explicit port. Values with a scheme are left alone, as Ollama's own
+    client does (``http://gpu-box`` means port 80)."""
+    if "://" in value:
+        return value
+    default_parts = urlsplit(default)
+    scheme = default_parts.scheme if default_parts.scheme in ("http", "https") else "https"
+    parts = urlsplit(f"{scheme}://{value}")
+    netloc = parts.netloc
+    try:
+        default_port, port = default_parts.port, parts.port
+    except ValueError:  # a placeholder or garbage where the port goes: leave it to the checks
+        return f"{scheme}://{value}"
+    if port is None and default_port is not None and parts.hostname:
+        netloc += f":{default_port}"
+    return urlunsplit((scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def resolve_credentials(manifest: Any, api_key: str | None, environ: Mapping[str, str]) -> Credentials:
