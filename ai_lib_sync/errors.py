@@ -22,7 +22,7 @@ RETRYABLE_KINDS = frozenset({"rate_limited", "server_error", "overloaded", "time
 # (a provider may echo a different key, or part of it, in an error message).
 _SECRET_PATTERNS = re.compile(
     r"(sk-[A-Za-z0-9_\-]{8,}|AIza[0-9A-Za-z_\-]{20,}|(?<=[?&]key=)[^&\s\"']+|"
-    r"(?i:bearer)\s+[A-Za-z0-9._\-]{8,})"
+    r"(?i:bearer)\s+[A-Za-z0-9._\-]{8,}|(?i:x-amz-security-token)[:=]\s*[^\s'\"&,\\]+)"
 )
 
 

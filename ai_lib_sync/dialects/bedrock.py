@@ -1,0 +1,427 @@
+"""The Amazon Bedrock Converse wire dialect (``/model/{modelId}/converse`` and ``converse-stream``).
+
+References: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html,
+https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ConverseStream.html.
+
+Request mapping (decisions where the docs leave a choice):
+
+- every system message goes to the top-level ``system`` list; tool results become ``toolResult``
+  blocks of a user turn; consecutive turns of the same role are merged into one message, as
+  Converse requires alternating roles (so parallel tool results travel together);
+- a tool result that is a JSON object is sent as ``{"json": ...}``, anything else as text;
+  ``Message.extra["status"]`` (``"success"``/``"error"``) is passed through;
+- images must be inline (base64 from a ``data:`` URL or a local file): Converse has no image
+  URLs, so an http(s) image is refused before any I/O;
+- ``tool_choice``: auto -> ``{"auto": {}}``, required -> ``{"any": {}}``, a name ->
+  ``{"tool": {"name"}}``; ``"none"`` has no Converse equivalent, so the tools are left out, unless
+  the history holds tool blocks (Converse then requires ``toolConfig``): the tools are sent
+  without ``toolChoice``;
+- ``response_format`` json_schema -> ``outputConfig.textFormat``; json_object is refused;
+- ``param(name, value)``: names that are top-level Converse fields (``guardrailConfig``,
+  ``additionalModelRequestFields``, ...) go to the top level (dicts merged over ours); every
+  other name goes into ``additionalModelRequestFields`` (``param("top_k", 50)``, Anthropic's
+  ``param("thinking", {...})``).
+
+Response: ``text`` blocks -> content, ``reasoningContent`` -> thinking, ``toolUse`` -> tool
+calls; usage ``prompt = inputTokens + cacheReadInputTokens + cacheWriteInputTokens`` (Bedrock
+counts cache tokens apart from ``inputTokens``), ``completion = outputTokens``.
+
+Stream: ``messageStop`` carries the stop reason and ``metadata`` (the last event) the usage.
+The stream ends at the later of the two; bytes that end after ``messageStop`` without
+``metadata`` still finish (without usage), bytes that end before ``messageStop`` are
+``stream_interrupted``. Exception frames are classified like HTTP errors.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import InvalidRequestError, make_error
+from ..eventstream import EXCEPTION
+from ..types import (
+    ChatRequest,
+    ChatResponse,
+    ContentDelta,
+    FinishEvent,
+    ImagePart,
+    Message,
+    MessageRole,
+    StreamEvent,
+    TextPart,
+    ThinkingDelta,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallEnded,
+    ToolCallStarted,
+    Usage,
+    UsageEvent,
+)
+from .base import (
+    ErrorInfo,
+    HttpRequest,
+    StreamDecoder,
+    chat_path,
+    chat_query,
+    classify,
+    json_or_none,
+)
+
+STOP_REASONS = {
+    "end_turn": "stop", "stop_sequence": "stop",
+    "max_tokens": "length", "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "guardrail_intervened": "content_filter", "content_filtered": "content_filter",
+}
+IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg", "image/gif": "gif",
+                 "image/webp": "webp"}
+# Request fields that live at the top level of a Converse body; other param() names are
+# model-specific and go into additionalModelRequestFields.
+TOP_LEVEL_FIELDS = frozenset({
+    "messages", "system", "inferenceConfig", "toolConfig", "guardrailConfig",
+    "additionalModelRequestFields", "additionalModelResponseFieldPaths", "promptVariables",
+    "requestMetadata", "performanceConfig", "serviceTier", "outputConfig",
+})
+
+_CONTEXT = (r"input is too long|too many (input )?tokens|prompt is too long|context (length|window)|"
+            r"max(imum)? input tokens|exceeds? the (model'?s? )?(maximum|max|context)")
+_AUTH_TYPES = (r"^(UnrecognizedClient|InvalidSignature|IncompleteSignature|MissingAuthenticationToken|"
+               r"InvalidClientTokenId|ExpiredToken|RequestExpired|NotAuthorized|SignatureDoesNotMatch|"
+               r"InvalidAccessKeyId|AccessKeyNotFound)(Exception)?$")
+# Error types arrive as x-amzn-errortype names (HTTP) or lowerCamel :exception-type names
+# (streams); both are normalised to the UpperCamel name before matching.
+RULES: list[dict[str, Any]] = [
+    {"message": r"authentication failed|api key|bearer token|security token included in the request is "
+                r"(invalid|expired)|signature we calculated does not match", "kind": "authentication"},
+    {"type": _AUTH_TYPES, "kind": "authentication"},
+    {"type": r"^ValidationException$", "message": _CONTEXT, "kind": "context_length"},
+    {"type": r"^(ValidationException|ValidationError|InvalidAction|MalformedHttpRequestException)$",
+     "kind": "invalid_request"},
+    {"type": r"^AccessDeniedException$", "kind": "permission"},
+    {"type": r"^ResourceNotFoundException$", "kind": "not_found"},
+    {"type": r"^(ThrottlingException|ServiceQuotaExceededException|TooManyRequestsException)$",
+     "kind": "rate_limited"},
+    {"type": r"^ModelTimeoutException$", "kind": "timeout"},
+    {"type": r"^(ServiceUnavailableException|ServiceUnavailable|ModelNotReadyException)$", "kind": "overloaded"},
+    {"type": r"^(InternalServerException|InternalFailure|ModelErrorException|ModelStreamErrorException)$",
+     "kind": "server_error"},
+]
+
+
+def map_stop_reason(reason: str | None, has_tool_calls: bool) -> str:
+    mapped = STOP_REASONS.get(reason or "", "other" if reason else "stop")
+    return "tool_calls" if has_tool_calls and mapped == "stop" else mapped
+
+
+def new_tool_use_id() -> str:
+    return "tooluse_" + uuid.uuid4().hex[:22]
+
+
+# --- request -----------------------------------------------------------------------------
+
+
+def encode_image(part: ImagePart) -> dict[str, Any]:
+    if part.data is None:
+        raise InvalidRequestError(
+            f"Bedrock Converse does not accept image URLs ({part.url!r}): pass a local file path or a "
+            "data: URL so the image is sent inline"
+        )
+    image_format = IMAGE_FORMATS.get((part.media_type or "").lower())
+    if image_format is None:
+        raise InvalidRequestError(
+            f"Bedrock Converse accepts png, jpeg, gif and webp images, got {part.media_type!r}")
+    return {"image": {"format": image_format, "source": {"bytes": part.data}}}
+
+
+def encode_blocks(message: Message) -> list[dict[str, Any]]:
+    if message.role == MessageRole.TOOL:
+        return [encode_tool_result(message)]
+    blocks: list[dict[str, Any]] = []
+    parts = [TextPart(message.content)] if isinstance(message.content, str) else (message.content or [])
+    for part in parts:
+        if isinstance(part, TextPart):
+            if part.text:  # Converse rejects blank text blocks
+                blocks.append({"text": part.text})
+        elif isinstance(part, ImagePart):
+            blocks.append(encode_image(part))
+    for call in message.tool_calls or ():
+        blocks.append({"toolUse": {"toolUseId": call.id, "name": call.name, "input": call.arguments}})
+    return blocks
+
+
+def encode_tool_result(message: Message) -> dict[str, Any]:
+    if not message.tool_call_id:
+        raise InvalidRequestError("a tool result message needs the tool_call_id of the call it answers")
+    text = message.text
+    parsed = json_or_none(text)
+    content = [{"json": parsed}] if isinstance(parsed, dict) else [{"text": text}]
+    result: dict[str, Any] = {"toolUseId": message.tool_call_id, "content": content}
+    status = message.extra.get("status")
+    if status in ("success", "error"):
+        result["status"] = status
+    return {"toolResult": result}
+
+
+def encode_messages(messages: list[Message]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(system blocks, alternating user/assistant messages)."""
+    system: list[dict[str, Any]] = []
+    turns: list[dict[str, Any]] = []
+    for position, message in enumerate(messages):
+        if message.role == MessageRole.SYSTEM:
+            if message.text:
+                system.append({"text": message.text})
+            continue
+        role = "assistant" if message.role == MessageRole.ASSISTANT else "user"
+        blocks = encode_blocks(message)
+        if not blocks:
+            raise InvalidRequestError(f"message {position} ({message.role.value}) has no content to send")
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+    return system, turns
+
+
+def encode_tool_config(request: ChatRequest, turns: list[dict[str, Any]]) -> dict[str, Any] | None:
+    if not request.tools:
+        return None
+    choice = request.tool_choice
+    if choice == "none" and not any("toolUse" in block or "toolResult" in block
+                                    for turn in turns for block in turn["content"]):
+        return None
+    tools = []
+    for tool in request.tools:
+        spec: dict[str, Any] = {"name": tool.name, "inputSchema": {"json": tool.parameters}}
+        if tool.description:
+            spec["description"] = tool.description
+        tools.append({"toolSpec": spec})
+    config: dict[str, Any] = {"tools": tools}
+    if choice == "auto":
+        config["toolChoice"] = {"auto": {}}
+    elif choice == "required":
+        config["toolChoice"] = {"any": {}}
+    elif choice not in (None, "none"):
+        config["toolChoice"] = {"tool": {"name": choice}}
+    return config
+
+
+def encode_output_config(response_format: dict[str, Any] | None) -> dict[str, Any] | None:
+    kind = (response_format or {}).get("type")
+    if kind in (None, "text"):
+        return None
+    if kind != "json_schema":
+        raise InvalidRequestError(
+            "Bedrock Converse supports structured output only as a JSON schema: use "
+            ".json_schema(schema) or response_format={'type': 'json_schema', ...}")
+    spec = response_format["json_schema"]  # type: ignore[index]
+    definition: dict[str, Any] = {"schema": json.dumps(spec.get("schema", {}))}
+    for name in ("name", "description"):
+        if spec.get(name):
+            definition[name] = spec[name]
+    return {"textFormat": {"type": "json_schema", "structure": {"jsonSchema": definition}}}
+
+
+class BedrockConverseDialect:
+    name = "bedrock_converse"
+    framing = "aws_eventstream"
+
+    def encode_request(self, request: ChatRequest, manifest: Any, model: str, stream: bool) -> HttpRequest:
+        system, turns = encode_messages(request.messages)
+        body: dict[str, Any] = {"messages": turns}
+        if system:
+            body["system"] = system
+        inference = {wire: value for wire, value in (
+            ("maxTokens", request.max_tokens), ("temperature", request.temperature),
+            ("topP", request.top_p), ("stopSequences", request.stop or None)) if value is not None}
+        if inference:
+            body["inferenceConfig"] = inference
+        tool_config = encode_tool_config(request, turns)
+        if tool_config:
+            body["toolConfig"] = tool_config
+        output_config = encode_output_config(request.response_format)
+        if output_config:
+            body["outputConfig"] = output_config
+        extra_model_fields = {}
+        for name, value in request.extra.items():
+            if name not in TOP_LEVEL_FIELDS:
+                extra_model_fields[name] = value
+            elif isinstance(value, dict) and isinstance(body.get(name), dict):
+                body[name] = {**body[name], **value}
+            else:
+                body[name] = value
+        if extra_model_fields:
+            body["additionalModelRequestFields"] = {**body.get("additionalModelRequestFields", {}),
+                                                    **extra_model_fields}
+        headers = {"Content-Type": "application/json",
+                   "Accept": "application/vnd.amazon.eventstream" if stream else "application/json"}
+        return HttpRequest("POST", chat_path(manifest, model, stream), chat_query(manifest, stream), headers, body)
+
+    def decode_response(self, body: bytes, manifest: Any, model: str) -> ChatResponse:
+        payload = json.loads(body)
+        if not isinstance(payload, dict):
+            raise make_error("server_error", f"expected a JSON object, got {type(payload).__name__}", provider=manifest.id)
+        message = (payload.get("output") or {}).get("message") or {}
+        texts: list[str] = []
+        thinking: list[str] = []
+        calls: list[ToolCall] = []
+        for block in message.get("content") or ():
+            if not isinstance(block, dict):
+                continue
+            if isinstance(block.get("text"), str):
+                texts.append(block["text"])
+            elif "reasoningContent" in block:
+                reasoning = (block["reasoningContent"] or {}).get("reasoningText") or {}
+                if reasoning.get("text"):
+                    thinking.append(reasoning["text"])
+            elif "toolUse" in block:
+                use = block["toolUse"] or {}
+                calls.append(ToolCall.from_raw(use.get("toolUseId") or new_tool_use_id(), use.get("name", ""),
+                                               use.get("input") if isinstance(use.get("input"), dict) else {}))
+        return ChatResponse(
+            content="".join(texts),
+            tool_calls=calls,
+            finish_reason=map_stop_reason(payload.get("stopReason"), bool(calls)),
+            usage=decode_usage(payload.get("usage")) or Usage(),
+            model=model,
+            provider=manifest.id,
+            thinking="".join(thinking) or None,
+            raw=payload,
+        )
+
+    def stream_decoder(self, manifest: Any, model: str) -> BedrockStreamDecoder:
+        return BedrockStreamDecoder(manifest)
+
+    def classify_error(self, status: int | None, headers: Any, body: bytes, manifest: Any) -> ErrorInfo:
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
+        payload = json_or_none(text)
+        payload = payload if isinstance(payload, dict) else {}
+        err_type = _header(headers, "x-amzn-errortype") or payload.get("__type") or payload.get("code")
+        message = payload.get("message") or payload.get("Message") or text.strip()[:500] or f"HTTP {status}"
+        return classify_bedrock(status, str(message), err_type, manifest)
+
+
+def _header(headers: Any, name: str) -> str | None:
+    if not headers:
+        return None
+    value = headers.get(name)
+    if value is None and isinstance(headers, Mapping):
+        value = next((v for k, v in headers.items() if k.lower() == name), None)
+    return value
+
+
+def error_type_name(raw: Any) -> str | None:
+    """``ThrottlingException:http://internal.amazon.com/coral/...``, ``aws.protocols#Foo`` or
+    ``throttlingException`` -> ``ThrottlingException``."""
+    if not raw:
+        return None
+    name = str(raw).split(":")[0].split(",")[0].strip()
+    name = name.rsplit("#", 1)[-1]
+    return name[:1].upper() + name[1:] if name else None
+
+
+def classify_bedrock(status: int | None, message: str, raw_type: Any, manifest: Any) -> ErrorInfo:
+    err_type = error_type_name(raw_type)
+    kind = classify(status, message, err_type, None, manifest, RULES)
+    return ErrorInfo(kind, message, err_type, err_type)
+
+
+def decode_usage(usage: dict[str, Any] | None) -> Usage | None:
+    if not isinstance(usage, dict) or not usage:
+        return None
+    cache_read = usage.get("cacheReadInputTokens")
+    prompt = (usage.get("inputTokens") or 0) + (cache_read or 0) + (usage.get("cacheWriteInputTokens") or 0)
+    return Usage.of(prompt, usage.get("outputTokens"), cached=cache_read)
+
+
+class BedrockStreamDecoder(StreamDecoder):
+    """ConverseStream events -> unified events. Tool calls are numbered 0, 1, ... in the order
+    their blocks start; ``contentBlockIndex`` only finds the call a delta belongs to."""
+
+    def __init__(self, manifest: Any) -> None:
+        self.manifest = manifest
+        self.done = False
+        self.calls: dict[Any, dict[str, Any]] = {}  # contentBlockIndex -> call state
+        self.call_count = 0
+        self.stop_reason: str | None = None
+        self.usage: Usage | None = None
+        self.got_metadata = False
+
+    def feed(self, event: str | None, data: Any) -> list[StreamEvent]:
+        if self.done or not isinstance(data, dict):
+            return []
+        if event == EXCEPTION:
+            info = classify_bedrock(None, data.get("message") or "stream exception", data.get("type"), self.manifest)
+            raise make_error(info.kind, info.message, code=info.code, provider=self.manifest.id,
+                             body=data.get("body") or None)
+        events: list[StreamEvent] = []
+        if event == "contentBlockStart":
+            use = (data.get("start") or {}).get("toolUse")
+            if isinstance(use, dict):
+                self._open(data.get("contentBlockIndex"), use, events)
+        elif event == "contentBlockDelta":
+            self._delta(data.get("contentBlockIndex"), data.get("delta") or {}, events)
+        elif event == "contentBlockStop":
+            self._close(data.get("contentBlockIndex"), events)
+        elif event == "messageStop":
+            self.stop_reason = data.get("stopReason") or "end_turn"
+            for block_index in list(self.calls):
+                self._close(block_index, events)
+            if self.got_metadata:
+                events.extend(self._end())
+        elif event == "metadata":
+            self.got_metadata = True
+            self.usage = decode_usage(data.get("usage")) or self.usage
+            if self.stop_reason is not None:
+                events.extend(self._end())
+        return events
+
+    def _open(self, block_index: Any, use: dict[str, Any], events: list[StreamEvent]) -> dict[str, Any]:
+        call = {"index": self.call_count, "id": use.get("toolUseId") or new_tool_use_id(),
+                "name": use.get("name") or "", "arguments": "", "closed": False}
+        self.calls[block_index] = call
+        self.call_count += 1
+        events.append(ToolCallStarted(call["index"], call["id"], call["name"]))
+        return call
+
+    def _delta(self, block_index: Any, delta: dict[str, Any], events: list[StreamEvent]) -> None:
+        if isinstance(delta.get("text"), str) and delta["text"]:
+            events.append(ContentDelta(delta["text"]))
+        reasoning = delta.get("reasoningContent")
+        if isinstance(reasoning, dict) and isinstance(reasoning.get("text"), str) and reasoning["text"]:
+            events.append(ThinkingDelta(reasoning["text"]))
+        use = delta.get("toolUse")
+        if isinstance(use, dict):
+            call = self.calls.get(block_index) or self._open(block_index, {}, events)
+            fragment = use.get("input")
+            if isinstance(fragment, dict):
+                fragment = json.dumps(fragment)
+            if fragment:
+                call["arguments"] += fragment
+                events.append(ToolCallDelta(call["index"], fragment))
+
+    def _close(self, block_index: Any, events: list[StreamEvent]) -> None:
+        call = self.calls.get(block_index)
+        if call is None or call["closed"]:
+            return
+        call["closed"] = True
+        events.append(ToolCallEnded(call["index"], ToolCall.from_raw(call["id"], call["name"], call["arguments"])))
+
+    def _end(self) -> list[StreamEvent]:
+        self.done = True
+        events: list[StreamEvent] = []
+        if self.usage is not None:
+            events.append(UsageEvent(self.usage))
+        events.append(FinishEvent(map_stop_reason(self.stop_reason, bool(self.calls))))
+        return events
+
+    def finish(self) -> list[StreamEvent]:
+        if self.done:
+            return []
+        if self.stop_reason is not None:  # messageStop came, metadata did not: still a whole answer
+            return self._end()
+        raise make_error("stream_interrupted", "the stream ended before messageStop", provider=self.manifest.id)
+
+
+DIALECT = BedrockConverseDialect()
