@@ -100,7 +100,7 @@ def with_default_scheme(value: str, default: str) -> str:
     "gpu-box:11434"): it takes the scheme of the manifest's default URL and, when it names no
     port, the default's explicit port. Values with a scheme are left alone, as Ollama's own
     client does (``http://gpu-box`` means port 80)."""
-    if "://" in value:
+    if "://" in value or value.startswith("{"):  # "{endpoint}" stands for a whole URL (Azure)
         return value
     default_parts = urlsplit(default)
     scheme = default_parts.scheme if default_parts.scheme in ("http", "https") else "https"
