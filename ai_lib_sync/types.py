@@ -81,12 +81,15 @@ ContentPart = TextPart | ImagePart
 @dataclass
 class ToolCall:
     """A function call the model asked for. ``arguments`` is parsed JSON; the raw text is kept
-    in ``arguments_raw`` for the (truncated or invalid) cases where parsing fails."""
+    in ``arguments_raw`` for the (truncated or invalid) cases where parsing fails.
+    ``signature`` is an opaque provider token that must be sent back with the call in later
+    turns (Gemini's ``thoughtSignature``)."""
 
     id: str
     name: str
     arguments: dict[str, Any] = field(default_factory=dict)
     arguments_raw: str | None = None
+    signature: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_raw(cls, id: str, name: str, raw: str | dict | None) -> ToolCall:
