@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .dialects import get_dialect
-from .errors import AiLibError, ConfigurationError, InvalidRequestError, make_error
+from .errors import AiLibError, ConfigurationError, InvalidRequestError, make_error, redact
 from .manifest import Manifest, load_manifest, search_dirs, split_model_id
 from .params import apply_manifest_rules, check_request
 from .resolve import Credentials, Endpoint, environment, resolve_credentials, resolve_endpoint
@@ -87,9 +87,16 @@ class ProviderBinding:
         )
 
     def stamp(self, error: AiLibError) -> AiLibError:
-        """Fill in who failed, for errors raised below the binding (transport, decoders)."""
+        """Fill in who failed, for errors raised below the binding (transport, decoders), and
+        redact this binding's secrets: a stream error frame may echo the key verbatim."""
         error.provider = error.provider or self.provider
         error.model = error.model or self.model
+        secrets = self.credentials.secrets
+        if secrets:
+            error.message = redact(error.message, secrets)
+            error.args = (error.message,)
+            if error.body:
+                error.body = redact(error.body, secrets)
         return error
 
     def cost(self, usage: Usage) -> float | None:

@@ -94,7 +94,7 @@ class ToolCall:
     @classmethod
     def from_raw(cls, id: str, name: str, raw: str | dict | None) -> ToolCall:
         if isinstance(raw, dict):
-            return cls(id=id, name=name, arguments=raw, arguments_raw=json.dumps(raw))
+            return cls(id=id, name=name, arguments=raw, arguments_raw=json.dumps(raw, ensure_ascii=False))
         text = raw or ""
         try:
             parsed = json.loads(text) if text.strip() else {}

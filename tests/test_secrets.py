@@ -98,3 +98,14 @@ def test_errors_pickle_without_losing_fields():
     error = RateLimitError("slow down", status_code=429, provider="openai", retry_after=2.0, secrets=[KEY])
     copy = pickle.loads(pickle.dumps(error))
     assert (copy.kind, copy.status_code, copy.retry_after, str(copy)) == ("rate_limited", 429, 2.0, str(error))
+
+
+def test_a_key_that_does_not_look_like_a_key_is_redacted_from_stream_error_frames(server):
+    odd_key = "plain-looking-token-42"  # no sk-/AIza shape: only exact redaction can catch it
+    server.enqueue(Reply.sse([{"error": {"message": f"key {odd_key} revoked", "type": "invalid_request_error"}}], done=False))
+    client = AiClient("openai/gpt-4o", api_key=odd_key, base_url=server.base_url, max_retries=0)
+    with pytest.raises(AiLibError) as caught:
+        list(client.chat().user("hi").stream())
+    for text in (str(caught.value), repr(caught.value), caught.value.body or "", str(caught.value.args)):
+        assert odd_key not in text
+    assert "revoked" in str(caught.value)
