@@ -261,7 +261,11 @@ class Transport:
                     adapter = self._adapter()
                     session.mount("http://", adapter)
                     session.mount("https://", adapter)
+                    # Keep proxy and CA settings from the environment, but never let a
+                    # ~/.netrc entry replace the provider's auth header: a no-op auth object
+                    # makes requests skip its netrc lookup.
                     session.trust_env = True
+                    session.auth = _keep_headers
                     self._session = session
                 session = self._session
         return session
@@ -416,6 +420,10 @@ def _observe(response: requests.Response, error: AiLibError | None) -> None:
     scope = current_scope()
     if scope is not None and scope.on_response is not None:
         scope.on_response(response.status_code, response.headers, error)
+
+
+def _keep_headers(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    return request
 
 
 def _raw_chunks(response: requests.Response) -> Iterator[bytes]:

@@ -147,3 +147,14 @@ def test_bad_timeouts_and_retries_are_configuration_errors():
         AiClient("openai/gpt-4o", api_key="k", timeout=0)
     with pytest.raises(ConfigurationError, match="max_retries"):
         AiClient("openai/gpt-4o", api_key="k", max_retries=-1)
+
+
+def test_a_netrc_entry_never_replaces_the_provider_key(server, make_client, tmp_path, monkeypatch):
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password hunter2\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    server.enqueue(Reply(200, OK))
+    make_client("openai/gpt-4o", api_key="sk-the-real-key").chat().user("hi").execute()
+    assert server.last.header("authorization") == "Bearer sk-the-real-key"
