@@ -103,7 +103,7 @@ class LoopbackServer:
         self._server.daemon_threads = True
         # A client that hangs up early is normal in fault tests, not worth a traceback.
         self._server.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01},
                                         name="loopback-server", daemon=True)
         self._thread.start()
 

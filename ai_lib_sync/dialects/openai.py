@@ -3,6 +3,12 @@
 Reference: https://platform.openai.com/docs/api-reference/chat (request, response, stream
 chunks). Provider differences (paths, auth, renamed fields, where usage hides, whether
 ``stream_options`` is accepted, reasoning field names) come from the manifest.
+
+Manifest keys read here besides the shared ones: ``response.usage_paths``,
+``response.reasoning_fields``, ``response.completion_excludes_reasoning``,
+``response.error_paths`` (dotted paths where an error object or string may sit in a 2xx body
+or a stream chunk, default ``["error"]``) and ``errors.status_field`` (an in-body status code
+such as MiniMax's ``base_resp.status_code``, where any value outside ``ok`` is an error).
 """
 
 from __future__ import annotations
@@ -29,7 +35,16 @@ from ..types import (
     Usage,
     UsageEvent,
 )
-from .base import ErrorInfo, HttpRequest, StreamDecoder, chat_path, chat_query, classify, extract_error, json_or_none
+from .base import (
+    ErrorInfo,
+    HttpRequest,
+    StreamDecoder,
+    chat_path,
+    chat_query,
+    classify,
+    extract_error,
+    json_or_none,
+)
 
 FINISH_REASONS = {
     "stop": "stop", "eos": "stop", "end_turn": "stop", "stop_sequence": "stop",
@@ -39,6 +54,7 @@ FINISH_REASONS = {
 }
 DEFAULT_REASONING_FIELDS = ("reasoning_content", "reasoning")
 DEFAULT_USAGE_PATHS = ("usage",)
+DEFAULT_ERROR_PATHS = ("error",)
 
 
 def map_finish_reason(reason: str | None, has_tool_calls: bool) -> str:
@@ -131,9 +147,7 @@ class OpenAIChatDialect:
         payload = json.loads(body)
         if not isinstance(payload, dict):
             raise make_error("server_error", f"expected a JSON object, got {type(payload).__name__}", provider=manifest.id)
-        if payload.get("error") and not payload.get("choices"):
-            info = self.classify_error(200, {}, body, manifest)
-            raise make_error(info.kind, info.message, code=info.code, provider=manifest.id, body=body.decode("utf-8", "replace"))
+        raise_payload_error(payload, manifest, body.decode("utf-8", "replace"))
         choices = payload.get("choices") or [{}]
         choice = choices[0]
         message = choice.get("message") or {}
@@ -173,23 +187,59 @@ def classify_openai_error(status: int | None, body: bytes | str, manifest: Any) 
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     payload = json_or_none(text)
     fallback = text.strip()[:500] or f"HTTP {status}"
-    message, err_type, code = extract_error(payload, fallback)
-    kind = classify(status, message, err_type, code, manifest)
-    return ErrorInfo(kind, message, code, err_type)
+    found = payload_error(payload, manifest) if isinstance(payload, dict) else None
+    message, err_type, code = found or extract_error(payload, fallback)
+    return classify_parts(status, message, err_type, code, manifest)
+
+
+def classify_parts(status: int | None, message: str, err_type: str | None, code: str | None,
+                   manifest: Any) -> ErrorInfo:
+    """Classify an error whose parts are known. In a 2xx body or a stream frame there is no
+    HTTP status; an HTTP-like numeric code (OpenRouter, llama.cpp: ``"code": 402``) stands in."""
+    if (status is None or status < 400) and code and code.isdigit() and 400 <= int(code) < 600:
+        status = int(code)
+    return ErrorInfo(classify(status, message, err_type, code, manifest), message, code, err_type)
+
+
+def dig(node: Any, path: str) -> Any:
+    """The value at a dotted path (``choices.0.usage``), or None."""
+    for part in path.split("."):
+        if isinstance(node, list):
+            node = node[int(part)] if part.isdigit() and int(part) < len(node) else None
+        elif isinstance(node, dict):
+            node = node.get(part)
+        else:
+            return None
+        if node is None:
+            return None
+    return node
+
+
+def payload_error(payload: dict[str, Any], manifest: Any) -> tuple[str, str | None, str | None] | None:
+    """(message, type, code) when a 2xx body or stream chunk carries an error, else None."""
+    for path in manifest.response.get("error_paths", DEFAULT_ERROR_PATHS):
+        found = dig(payload, path)
+        if found:
+            return extract_error({"error": found}, "the provider reported an error")
+    status_field = manifest.errors.get("status_field")
+    if status_field:
+        code = dig(payload, status_field["code"])
+        if code is not None and str(code) not in {str(ok) for ok in status_field.get("ok", [0])}:
+            message = dig(payload, status_field.get("message", "")) or f"provider status {code}"
+            return str(message), None, str(code)
+    return None
+
+
+def raise_payload_error(payload: dict[str, Any], manifest: Any, body: str) -> None:
+    found = payload_error(payload, manifest)
+    if found:
+        info = classify_parts(None, *found, manifest)
+        raise make_error(info.kind, info.message, code=info.code, provider=manifest.id, body=body)
 
 
 def find_usage(payload: dict[str, Any], manifest: Any) -> dict[str, Any] | None:
     for path in manifest.response.get("usage_paths", DEFAULT_USAGE_PATHS):
-        node: Any = payload
-        for part in path.split("."):
-            if isinstance(node, list):
-                node = node[int(part)] if part.isdigit() and int(part) < len(node) else None
-            elif isinstance(node, dict):
-                node = node.get(part)
-            else:
-                node = None
-            if node is None:
-                break
+        node = dig(payload, path)
         if isinstance(node, dict) and node:
             return node
     return None
@@ -235,9 +285,7 @@ class OpenAIStreamDecoder(StreamDecoder):
             raise make_error("stream_interrupted", f"malformed stream chunk: {data[:200]!r}", provider=self.manifest.id) from None
         if not isinstance(chunk, dict):
             return []
-        if chunk.get("error"):
-            info = classify_openai_error(None, data, self.manifest)
-            raise make_error(info.kind, info.message, code=info.code, provider=self.manifest.id, body=data)
+        raise_payload_error(chunk, self.manifest, data)
         events: list[StreamEvent] = []
         choices = chunk.get("choices")
         if choices:
