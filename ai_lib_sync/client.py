@@ -488,6 +488,8 @@ class ChatStream:
             content="".join(content), tool_calls=calls, finish_reason=finish, usage=usage,
             model=binding.model, provider=binding.provider,
             thinking="".join(thinking) or None,
+            # Optional decoder attribute: blocks the provider needs echoed in the next turn.
+            reasoning_blocks=getattr(decoder, "reasoning_blocks", None),
         )
         self.stats = CallStats(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens,
                                round(latency, 3), None if first_token_ms is None else round(first_token_ms, 3),

@@ -158,6 +158,12 @@ class Message:
 
     ``extra`` keeps OpenAI fields we do not model (``name``, ``cache_control``...) so an
     OpenAI-style dict survives a round trip through the OpenAI dialect unchanged.
+
+    ``reasoning_blocks`` (assistant turns only) are a provider's opaque reasoning blocks, in
+    its own wire shape, that must go back unchanged with the turn (Anthropic signed
+    ``thinking``/``redacted_thinking``, Bedrock signed ``reasoningContent``: without them
+    the next request after a tool call is refused). ``ChatResponse.to_message()`` fills
+    them; each dialect sends only the shapes it knows and others ignore them.
     """
 
     role: MessageRole
@@ -166,6 +172,7 @@ class Message:
     tool_call_id: str | None = None
     name: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    reasoning_blocks: list[dict[str, Any]] | None = field(default=None, repr=False)
 
     @classmethod
     def system(cls, content: str) -> Message:
@@ -296,6 +303,15 @@ class ChatResponse(_Serializable):
     thinking: str | None = None
     id: str | None = None
     raw: dict[str, Any] | None = field(default=None, repr=False)
+    # What the provider needs echoed with this turn (see Message.reasoning_blocks).
+    reasoning_blocks: list[dict[str, Any]] | None = field(default=None, repr=False)
+
+    def to_message(self) -> Message:
+        """This answer as the assistant turn to append to the history, reasoning blocks
+        included, so a tool-use loop with extended thinking keeps working:
+        ``builder.message(response.to_message()).tool_result(...)``."""
+        return Message(MessageRole.ASSISTANT, self.content or None, list(self.tool_calls) or None,
+                       reasoning_blocks=list(self.reasoning_blocks) if self.reasoning_blocks else None)
 
 
 @dataclass

@@ -16,6 +16,11 @@ Decisions the documentation leaves to us:
   schema, forced with ``tool_choice``. Its input comes back as ``content`` (JSON text), never
   as a tool call, streamed as content deltas, finishing as ``stop``. A forced tool cannot be
   combined with another ``tool_choice`` nor, per Anthropic, with extended thinking.
+- Extended thinking with tools: the ``thinking`` (with ``signature``) and ``redacted_thinking``
+  blocks of an answer are kept verbatim in ``reasoning_blocks`` (streams: accumulated from
+  ``thinking_delta`` and ``signature_delta``), and an assistant message carrying them sends
+  them first, before its text and ``tool_use`` blocks, as the docs' "preserving thinking
+  blocks" requires. Blocks of other shapes (another dialect's) are not sent.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ from .base import (
 # outputs. Unlikely to clash with a user's tool, since the decoder turns it into content.
 JSON_TOOL = "ai_lib_sync_json_response"
 FALLBACK_MAX_TOKENS = 4096  # max_tokens is required; manifests set params.defaults.max_tokens
+REASONING_TYPES = ("thinking", "redacted_thinking")  # echoed back unchanged, signature and all
 
 STOP_REASONS = {
     "end_turn": "stop", "stop_sequence": "stop", "pause_turn": "other",
@@ -109,7 +115,8 @@ def encode_blocks(message: Message) -> list[dict[str, Any]]:
     """The content blocks of one unified message, in the role it will be sent as."""
     if message.role == MessageRole.TOOL:
         return [{"type": "tool_result", "tool_use_id": message.tool_call_id or "", "content": message.text}]
-    blocks: list[dict[str, Any]] = []
+    reasoning = message.reasoning_blocks if message.role == MessageRole.ASSISTANT else None
+    blocks = [dict(block) for block in reasoning or () if block.get("type") in REASONING_TYPES]
     if isinstance(message.content, list):
         for part in message.content:
             if isinstance(part, TextPart):
@@ -244,8 +251,11 @@ class AnthropicMessagesDialect:
         text: list[str] = []
         thinking: list[str] = []
         calls: list[ToolCall] = []
+        reasoning: list[dict[str, Any]] = []
         for block in payload.get("content") or ():
             kind = block.get("type")
+            if kind in REASONING_TYPES:
+                reasoning.append(dict(block))
             if kind == "text":
                 text.append(block.get("text") or "")
             elif kind == "thinking":
@@ -264,6 +274,7 @@ class AnthropicMessagesDialect:
             thinking="".join(thinking) or None,
             id=payload.get("id"),
             raw=payload,
+            reasoning_blocks=reasoning or None,
         )
 
     def stream_decoder(self, manifest: Any, model: str) -> AnthropicStreamDecoder:
@@ -275,12 +286,14 @@ class AnthropicMessagesDialect:
 
 class AnthropicStreamDecoder(StreamDecoder):
     """Named SSE events -> unified events. Content blocks are tracked by their block index;
-    tool calls are numbered by their position among tool calls (0, 1, ...)."""
+    tool calls are numbered by their position among tool calls (0, 1, ...). Thinking blocks
+    are assembled (text and signature) for ``reasoning_blocks``, read after the stream."""
 
     def __init__(self, manifest: Any) -> None:
         self.manifest = manifest
         self.done = False
         self.blocks: dict[int, dict[str, Any]] = {}  # block index -> open tool or JSON block
+        self.reasoning: dict[int, dict[str, Any]] = {}  # block index -> thinking block as sent
         self.tool_count = 0
         self.usage: dict[str, Any] = {}
         self.stop_reason: str | None = None
@@ -310,9 +323,16 @@ class AnthropicStreamDecoder(StreamDecoder):
         if isinstance(usage, dict):
             self.usage.update((key, value) for key, value in usage.items() if value is not None)
 
+    @property
+    def reasoning_blocks(self) -> list[dict[str, Any]] | None:
+        """The thinking and redacted_thinking blocks, in order, to echo in the next turn."""
+        return [self.reasoning[index] for index in sorted(self.reasoning)] or None
+
     def _on_content_block_start(self, payload: dict[str, Any]) -> list[StreamEvent]:
         block = payload.get("content_block") or {}
         kind = block.get("type")
+        if kind in REASONING_TYPES:
+            self.reasoning[payload.get("index", -1)] = dict(block)
         if kind == "text" and block.get("text"):
             return [ContentDelta(block["text"])]
         if kind == "thinking" and block.get("thinking"):
@@ -334,14 +354,24 @@ class AnthropicStreamDecoder(StreamDecoder):
         kind = delta.get("type")
         if kind == "text_delta" and delta.get("text"):
             return [ContentDelta(delta["text"])]
-        if kind == "thinking_delta" and delta.get("thinking"):
-            return [ThinkingDelta(delta["thinking"])]
+        if kind in ("thinking_delta", "signature_delta"):
+            field = kind.removesuffix("_delta")  # "thinking" or "signature"
+            return self._reasoning_delta(payload.get("index", -1), field, delta.get(field))
         block = self.blocks.get(payload.get("index", -1))
         fragment = delta.get("partial_json")
         if kind != "input_json_delta" or block is None or not fragment:
-            return []  # signature_delta, citations_delta, empty fragments
+            return []  # citations_delta, empty fragments
         block["fragments"].append(fragment)
         return [ContentDelta(fragment)] if block["json"] else [ToolCallDelta(block["index"], fragment)]
+
+    def _reasoning_delta(self, index: int, field: str, fragment: Any) -> list[StreamEvent]:
+        """Append a ``thinking`` or ``signature`` fragment to its block; only thinking text is
+        an event."""
+        if not isinstance(fragment, str) or not fragment:
+            return []
+        block = self.reasoning.setdefault(index, {"type": "thinking", "thinking": ""})
+        block[field] = (block.get(field) or "") + fragment
+        return [ThinkingDelta(fragment)] if field == "thinking" else []
 
     def _on_content_block_stop(self, payload: dict[str, Any]) -> list[StreamEvent]:
         block = self.blocks.pop(payload.get("index", -1), None)

@@ -26,6 +26,12 @@ Response: ``text`` blocks -> content, ``reasoningContent`` -> thinking, ``toolUs
 calls; usage ``prompt = inputTokens + cacheReadInputTokens + cacheWriteInputTokens`` (Bedrock
 counts cache tokens apart from ``inputTokens``), ``completion = outputTokens``.
 
+Reasoning round trip: ``reasoningContent`` blocks that carry a ``signature`` (or are
+``redactedContent``) are kept verbatim in ``reasoning_blocks`` (streams: text, signature and
+redacted fragments assembled per content block) and sent first in the assistant message that
+carries them, unchanged, as ReasoningTextBlock requires (Claude refuses a tool-use history
+without them). Unsigned reasoning (DeepSeek-R1's) is not kept: Converse refuses it in a request.
+
 Stream: ``messageStop`` carries the stop reason and ``metadata`` (the last event) the usage.
 The stream ends at the later of the two; bytes that end after ``messageStop`` without
 ``metadata`` still finish (without usage), bytes that end before ``messageStop`` are
@@ -34,6 +40,7 @@ The stream ends at the later of the two; bytes that end after ``messageStop`` wi
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from collections.abc import Mapping
@@ -119,6 +126,15 @@ def new_tool_use_id() -> str:
     return "tooluse_" + uuid.uuid4().hex[:22]
 
 
+def echoable(block: Any) -> bool:
+    """A ``reasoningContent`` block Converse takes back: signed text or redacted content."""
+    reasoning = block.get("reasoningContent") if isinstance(block, dict) else None
+    if not isinstance(reasoning, dict):
+        return False
+    text = reasoning.get("reasoningText")
+    return bool(reasoning.get("redactedContent") or (isinstance(text, dict) and text.get("signature")))
+
+
 # --- request -----------------------------------------------------------------------------
 
 
@@ -138,7 +154,8 @@ def encode_image(part: ImagePart) -> dict[str, Any]:
 def encode_blocks(message: Message) -> list[dict[str, Any]]:
     if message.role == MessageRole.TOOL:
         return [encode_tool_result(message)]
-    blocks: list[dict[str, Any]] = []
+    reasoning = message.reasoning_blocks if message.role == MessageRole.ASSISTANT else None
+    blocks = [dict(block) for block in reasoning or () if echoable(block)]
     parts = [TextPart(message.content)] if isinstance(message.content, str) else (message.content or [])
     for part in parts:
         if isinstance(part, TextPart):
@@ -266,6 +283,7 @@ class BedrockConverseDialect:
         texts: list[str] = []
         thinking: list[str] = []
         calls: list[ToolCall] = []
+        reasoning_blocks = [dict(block) for block in message.get("content") or () if echoable(block)]
         for block in message.get("content") or ():
             if not isinstance(block, dict):
                 continue
@@ -288,6 +306,7 @@ class BedrockConverseDialect:
             provider=manifest.id,
             thinking="".join(thinking) or None,
             raw=payload,
+            reasoning_blocks=reasoning_blocks or None,
         )
 
     def stream_decoder(self, manifest: Any, model: str) -> BedrockStreamDecoder:
@@ -343,6 +362,7 @@ class BedrockStreamDecoder(StreamDecoder):
         self.manifest = manifest
         self.done = False
         self.calls: dict[Any, dict[str, Any]] = {}  # contentBlockIndex -> call state
+        self.reasoning: dict[Any, dict[str, Any]] = {}  # contentBlockIndex -> reasoning fragments
         self.call_count = 0
         self.stop_reason: str | None = None
         self.usage: Usage | None = None
@@ -389,8 +409,15 @@ class BedrockStreamDecoder(StreamDecoder):
         if isinstance(delta.get("text"), str) and delta["text"]:
             events.append(ContentDelta(delta["text"]))
         reasoning = delta.get("reasoningContent")
-        if isinstance(reasoning, dict) and isinstance(reasoning.get("text"), str) and reasoning["text"]:
-            events.append(ThinkingDelta(reasoning["text"]))
+        if isinstance(reasoning, dict):
+            part = self.reasoning.setdefault(block_index, {"text": "", "signature": "", "redacted": []})
+            for name in ("text", "signature"):
+                if isinstance(reasoning.get(name), str):
+                    part[name] += reasoning[name]
+            if isinstance(reasoning.get("redactedContent"), str) and reasoning["redactedContent"]:
+                part["redacted"].append(reasoning["redactedContent"])
+            if isinstance(reasoning.get("text"), str) and reasoning["text"]:
+                events.append(ThinkingDelta(reasoning["text"]))
         use = delta.get("toolUse")
         if isinstance(use, dict):
             call = self.calls.get(block_index) or self._open(block_index, {}, events)
@@ -400,6 +427,21 @@ class BedrockStreamDecoder(StreamDecoder):
             if fragment:
                 call["arguments"] += fragment
                 events.append(ToolCallDelta(call["index"], fragment))
+
+    @property
+    def reasoning_blocks(self) -> list[dict[str, Any]] | None:
+        """The signed or redacted reasoning blocks, as ``converse`` would have returned them."""
+        blocks: list[dict[str, Any]] = []
+        for part in self.reasoning.values():
+            redacted = part["redacted"]
+            if len(redacted) > 1:  # base64 pieces: join the bytes, not the text
+                redacted = [base64.b64encode(b"".join(base64.b64decode(piece) for piece in redacted)).decode()]
+            if redacted:
+                blocks.append({"reasoningContent": {"redactedContent": redacted[0]}})
+            elif part["signature"]:
+                blocks.append({"reasoningContent": {"reasoningText": {"text": part["text"],
+                                                                      "signature": part["signature"]}}})
+        return blocks or None
 
     def _close(self, block_index: Any, events: list[StreamEvent]) -> None:
         call = self.calls.get(block_index)
