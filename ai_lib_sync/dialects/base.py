@@ -149,5 +149,8 @@ def classify(status: int | None, message: str, err_type: str | None, code: str |
             # A 5xx is never a caller mistake, whatever its message says.
             if status and status >= 500 and kind in ("invalid_request", "not_found", "authentication"):
                 continue
+            # 503/529 mean "overloaded" whatever generic error type the body names.
+            if status in (503, 529) and kind == "server_error":
+                continue
             return kind
     return kind_for_status(status)
