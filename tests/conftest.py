@@ -13,7 +13,8 @@ _PREFIXES = ("OPENAI", "AZURE", "ANTHROPIC", "GEMINI", "GOOGLE", "CO_API", "COHE
              "AI_LIB_SYNC", "DEEPSEEK", "GROQ", "MISTRAL", "XAI", "TOGETHER", "OPENROUTER", "FIREWORKS",
              "PERPLEXITY", "PPLX", "CEREBRAS", "DEEPINFRA", "NVIDIA", "SAMBANOVA", "DASHSCOPE", "ZHIPU",
              "MOONSHOT", "ARK", "VOLC", "BAICHUAN", "MINIMAX", "YI_", "SILICONFLOW", "LMSTUDIO", "LM_STUDIO",
-             "VLLM", "LLAMA")
+             "VLLM", "LLAMA", "HF_", "HUGGING", "GITHUB_", "GH_TOKEN", "HYPERBOLIC", "NOVITA", "NEBIUS",
+             "HUNYUAN", "STEP", "QIANFAN", "AI_GATEWAY", "VERCEL")
 
 
 @pytest.fixture(autouse=True)

@@ -25,6 +25,9 @@ class Expect:
     usage: tuple[int, int, int] = (9, 4, 13)  # (prompt, completion incl. reasoning, total) of the fixtures
     thinking: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    stream_usage: bool = True  # does the documented stream carry usage (with or without stream_options)?
+    headers: dict[str, str] = field(default_factory=dict)  # fixed extra headers the docs require
+    max_stop: int | None = None  # documented limit on stop sequences, when narrower than none
 
     @property
     def prefix(self) -> str:
@@ -89,6 +92,34 @@ PROVIDERS = [
            base_url_env="VLLM_BASE_URL", optional_key=True),
     Expect("llamacpp", "http://localhost:8080/v1", ("LLAMA_API_KEY",), model="gemma-3-270m",
            base_url_env="LLAMACPP_BASE_URL", optional_key=True),
+    # Hugging Face router: the chat-completion task page lists stream_options.include_usage and
+    # "Up to 4 sequences" for stop; the quick start reads HF_TOKEN.
+    Expect("huggingface", "https://router.huggingface.co/v1",
+           ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACEHUB_API_TOKEN", "HUGGINGFACE_API_KEY"),
+           model="deepseek-ai/DeepSeek-V3-0324:novita", base_url_env="HUGGINGFACE_BASE_URL", max_stop=4),
+    # GitHub Models: POST {base}/chat/completions with a PAT (models: read); the quick start sends
+    # X-GitHub-Api-Version. GITHUB_BASE_URL is avoided: other GitHub tooling uses it for the REST API.
+    Expect("github", "https://models.github.ai/inference", ("GITHUB_TOKEN", "GH_TOKEN"), model="openai/gpt-4.1",
+           base_url_env="GITHUB_MODELS_BASE_URL", headers={"X-GitHub-Api-Version": "2022-11-28"}),
+    # Hyperbolic documents neither stream_options nor usage in streams.
+    Expect("hyperbolic", "https://api.hyperbolic.xyz/v1", ("HYPERBOLIC_API_KEY",),
+           model="meta-llama/Meta-Llama-3-70B-Instruct", base_url_env="HYPERBOLIC_BASE_URL",
+           stream_options=False, stream_usage=False),
+    # Novita: the LLM guide's OpenAI client uses base_url https://api.novita.ai/openai.
+    Expect("novita", "https://api.novita.ai/openai", ("NOVITA_API_KEY",), model="meta-llama/llama-3.1-8b-instruct",
+           base_url_env="NOVITA_BASE_URL"),
+    Expect("nebius", "https://api.tokenfactory.nebius.com/v1", ("NEBIUS_API_KEY",),
+           model="meta-llama/Meta-Llama-3.1-70B-Instruct", base_url_env="NEBIUS_BASE_URL"),
+    Expect("hunyuan", "https://api.hunyuan.cloud.tencent.com/v1", ("HUNYUAN_API_KEY",), model="hunyuan-turbos-latest",
+           base_url_env="HUNYUAN_BASE_URL", stream_options=False, stream_usage=False),
+    # StepFun: every stream chunk carries cumulative usage (no stream_options needed); docs use STEP_API_KEY.
+    Expect("stepfun", "https://api.stepfun.com/v1", ("STEP_API_KEY", "STEPFUN_API_KEY"), model="step-3.5-flash",
+           base_url_env="STEPFUN_BASE_URL", stream_options=False),
+    Expect("qianfan", "https://qianfan.baidubce.com/v2", ("QIANFAN_API_KEY",), model="ernie-4.0-turbo-8k",
+           base_url_env="QIANFAN_BASE_URL", stream_options=False, stream_usage=False),
+    Expect("vercel", "https://ai-gateway.vercel.sh/v1",
+           ("AI_GATEWAY_API_KEY", "VERCEL_AI_GATEWAY_API_KEY", "VERCEL_OIDC_TOKEN"),
+           model="anthropic/claude-sonnet-4", base_url_env="VERCEL_AI_GATEWAY_BASE_URL"),
 ]
 
 BY_ID = {expect.provider: expect for expect in PROVIDERS}

@@ -76,6 +76,29 @@ CASES = [
     ("vllm", 400, VLLM_CONTEXT_400, "context_length"),
     ("perplexity", 500, {"error": {"message": "Internal server error", "type": "internal_server_error", "code": 500}},
      "server_error"),
+    # Hugging Face router: monthly credits used up (https://huggingface.co/docs/inference-providers/pricing).
+    ("huggingface", 402, {"error": "You have exceeded your monthly included credits for Inference Providers. "
+                                   "Subscribe to PRO to get 20x more monthly included credits."}, "quota_exhausted"),
+    ("github", 429, {"error": {"code": "RateLimitReached", "message": "Rate limit of 15 per 60s exceeded for "
+                               "UserByModelByMinute. Please wait 42 seconds before retrying."}}, "rate_limited"),
+    ("github", 401, {"error": {"code": "unauthorized", "message": "Bad credentials"}}, "authentication"),
+    # Novita (https://novita.ai/docs/api-reference/basic-error-code): balance and key errors come as 403.
+    ("novita", 403, {"error": {"code": "NOT_ENOUGH_BALANCE", "message": "Insufficient balance"}}, "quota_exhausted"),
+    ("novita", 403, {"code": 403, "reason": "NOT_ENOUGH_BALANCE", "message": "not enough balance"}, "quota_exhausted"),
+    ("novita", 403, {"error": {"code": "INVALID_API_KEY", "message": "API Key validation failed"}}, "authentication"),
+    ("novita", 403, {"error": {"code": "model_access_denied", "message": "model access denied"}}, "permission"),
+    ("novita", 503, {"error": {"message": "service unavailable"}}, "overloaded"),
+    ("hyperbolic", 429, {"detail": "Too Many Requests"}, "rate_limited"),
+    ("nebius", 429, {"detail": "Rate limit exceeded"}, "rate_limited"),
+    ("hunyuan", 401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error",
+                                "code": "invalid_api_key"}}, "authentication"),
+    ("stepfun", 429, {"error": {"message": "request rate exceeded", "type": "request_rate_limit_exceeded"}},
+     "rate_limited"),
+    ("qianfan", 429, {"error": {"code": "rpm_rate_limit_exceeded", "message": "Rate limit reached for RPM",
+                                "type": "rate_limit_exceeded"}}, "rate_limited"),
+    ("qianfan", 400, {"error": {"code": "malformed_json", "message": "Invalid Argument",
+                                "type": "invalid_request_error"}}, "invalid_request"),
+    ("vercel", 401, {"error": {"message": "Invalid API key", "type": "authentication_error"}}, "authentication"),
 ]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from ai_lib_sync import AiClient
-from ai_lib_sync.errors import ConfigurationError
+from ai_lib_sync.errors import ConfigurationError, InvalidRequestError
 from ai_lib_sync.testing import Reply
 from tests.helpers import awkward_chunks, decode_stream, fixture_bytes, fixture_json, kinds, text_of
 
@@ -62,6 +62,8 @@ def test_non_streamed_request_and_documented_response(expect: Expect, server, ma
     assert request.query == expected_query(expect)
     assert_auth(expect, request)
     assert request.header("content-type") == "application/json"
+    for name, value in expect.headers.items():
+        assert request.header(name) == value
     body = request.json
     assert body["messages"] == [{"role": "system", "content": "Réponds brièvement."},
                                 {"role": "user", "content": "héllo 世界?"}]
@@ -104,14 +106,18 @@ def test_streamed_request_and_documented_stream(expect: Expect, server, make_cli
     assert ("model" in body) is (expect.provider != "azure")
 
     assert text_of(events) == "héllo 世界"
-    assert kinds(events)[-2:] == ["usage", "finish"]
     assert kinds(events).count("finish") == 1
     assert events[-1].finish_reason == "stop"
+    assert final.content == "héllo 世界"
+    assert final.thinking == expect.thinking
+    if not expect.stream_usage:  # the provider documents no usage in streams: none is invented
+        assert "usage" not in kinds(events)
+        assert final.usage.total_tokens == 0
+        return
+    assert kinds(events)[-2:] == ["usage", "finish"]
     usage = events[-2].usage
     assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == expect.usage
-    assert final.content == "héllo 世界"
     assert final.usage == usage
-    assert final.thinking == expect.thinking
 
 
 @pytest.mark.parametrize("expect", WITH_DOC_FIXTURES, ids=str)
@@ -141,6 +147,18 @@ def _cuts_a_character(piece: bytes) -> bool:
     except UnicodeDecodeError:
         return True
     return False
+
+
+@pytest.mark.parametrize("expect", [e for e in PROVIDERS if e.max_stop is not None], ids=str)
+def test_documented_stop_sequence_limit(expect: Expect, server, make_client) -> None:
+    server.enqueue(Reply(200, fixture_json(f"{expect.provider}/chat.json")))
+    client = make_client(model_id(expect), prefix=expect.prefix)
+    stops = [f"s{i}" for i in range(expect.max_stop + 1)]
+    client.chat().user("x").stop(stops[:-1]).execute()
+    assert server.last.json["stop"] == stops[:-1]
+    with pytest.raises(InvalidRequestError, match="stop"):
+        client.chat().user("x").stop(stops).execute()
+    assert len(server.requests) == 1
 
 
 @pytest.mark.parametrize("expect", [e for e in PROVIDERS if not e.optional_key], ids=str)
