@@ -412,6 +412,11 @@ class ChatStream:
         prepared = binding.prepare(self._request, stream=True)
         response = transport.open_stream(prepared)
         self._http = response
+        if binding.framing == "sse" and response.headers.get("content-type", "").startswith("application/json"):
+            # A JSON body where events were expected is an error the provider sent whole.
+            body = response.content
+            response.close()
+            raise binding.make_error(response.status_code, response.headers, body)
         clock = _IdleClock(transport.timeouts.stream_idle)
         frames = transport.frames(response, binding.framing, prepared.secrets, clock.check)
         decoder = binding.dialect.stream_decoder(binding.manifest, binding.model)

@@ -145,3 +145,10 @@ def test_stream_is_a_plain_iterator(server, make_client):
     stream = make_client("openai/gpt-4o").chat().user("x").execute_stream()
     assert next(stream).as_content_delta.text == "Once "
     assert iter(stream) is iter(stream)
+
+
+def test_a_json_error_body_instead_of_a_stream_keeps_the_providers_message(server, make_client):
+    server.enqueue(Reply(200, {"error": {"message": "model gpt-9 does not exist", "code": "model_not_found"}}))
+    with pytest.raises(Exception) as caught:
+        list(make_client("openai/gpt-4o").chat().user("x").stream())
+    assert caught.value.kind == "not_found" and "gpt-9 does not exist" in str(caught.value)
