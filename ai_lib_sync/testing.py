@@ -63,6 +63,12 @@ class Reply:
 Handler = Callable[[RecordedRequest], Reply]
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's default listen backlog is 5: a pool of 64 workers connecting at once
+    # then gets connection resets. Real servers accept far more.
+    request_queue_size = 256
+
+
 class LoopbackServer:
     def __init__(self, handler: Handler | None = None, host: str = "127.0.0.1") -> None:
         self.handler = handler
@@ -99,7 +105,7 @@ class LoopbackServer:
 
             do_GET = do_POST = do_PUT = do_DELETE = _serve
 
-        self._server = ThreadingHTTPServer((host, 0), _Handler)
+        self._server = _Server((host, 0), _Handler)
         self._server.daemon_threads = True
         # A client that hangs up early is normal in fault tests, not worth a traceback.
         self._server.handle_error = lambda request, client_address: None  # type: ignore[method-assign]

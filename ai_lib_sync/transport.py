@@ -126,11 +126,16 @@ class CallScope:
     executor and the aio wrapper cancel work with it. ``on_response(status, headers, error)``,
     if given, sees every HTTP response, retried attempts included (``error`` is the classified
     error of a status >= 400, else None): the executor's rate limiter reads rate-limit headers
-    and 429s there. The core never creates a scope; without one nothing changes.
+    and 429s there. ``before_retry()``, if given, runs before each retry attempt (after its
+    backoff) and may block: the executor re-admits retries through its limiter there, so a
+    429 storm slows the retries of every thread too. The core never creates a scope; without
+    one nothing changes.
     """
 
-    def __init__(self, on_response: Callable[[int, Mapping[str, str], AiLibError | None], None] | None = None) -> None:
+    def __init__(self, on_response: Callable[[int, Mapping[str, str], AiLibError | None], None] | None = None,
+                 before_retry: Callable[[], None] | None = None) -> None:
         self.on_response = on_response
+        self.before_retry = before_retry
         self.aborted = threading.Event()
         self._connections: list[HTTPConnection] = []
         self._lock = threading.Lock()
@@ -380,6 +385,9 @@ class Transport:
         def counted_attempt() -> Any:
             nonlocal retries
             retries += 1
+            scope = current_scope()
+            if scope is not None and scope.before_retry is not None:
+                scope.before_retry()
             return attempt()
 
         def log_retry(state: tenacity.RetryCallState) -> None:
