@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "AiClient": "client", "ChatBuilder": "client", "ChatStream": "client",
-    "BatchExecutor": "executor",
+    "BatchExecutor": "executor", "BatchResults": "executor", "RateLimiter": "ratelimit",
     "Message": "types", "MessageRole": "types", "ChatResponse": "types", "CallStats": "types",
     "Usage": "types", "ToolCall": "types", "Tool": "types", "ImagePart": "types", "TextPart": "types",
     "ChatRequest": "types", "StreamEvent": "types", "ContentDelta": "types", "ThinkingDelta": "types",
@@ -55,6 +55,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover
     from .client import AiClient, ChatBuilder, ChatStream  # noqa: F401
     from .errors import *  # noqa: F401,F403
-    from .executor import BatchExecutor  # noqa: F401
+    from .executor import BatchExecutor, BatchResults  # noqa: F401
     from .manifest import Manifest  # noqa: F401
+    from .ratelimit import RateLimiter  # noqa: F401
     from .types import *  # noqa: F401,F403

@@ -13,7 +13,15 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .dialects import get_dialect
-from .errors import AiLibError, ConfigurationError, InvalidRequestError, make_error, redact
+from .errors import (
+    KINDS,
+    AiLibError,
+    ConfigurationError,
+    InvalidRequestError,
+    StreamInterruptedError,
+    make_error,
+    redact,
+)
 from .manifest import Manifest, load_manifest, search_dirs, split_model_id
 from .params import apply_manifest_rules, check_request
 from .resolve import Credentials, Endpoint, environment, resolve_credentials, resolve_endpoint
@@ -32,7 +40,8 @@ from .types import (
 __version__ = "0.1.0"
 USER_AGENT = f"ai-lib-sync/{__version__}"
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "x-goog-request-id")
-# Errors after which trying the next model of ``fallbacks`` makes sense.
+# Errors after which trying the next model of ``fallbacks`` makes sense by default; add
+# "context_length" (a model with a larger window) or "quota_exhausted" with ``fallback_on``.
 FALLBACK_KINDS = frozenset({"rate_limited", "overloaded", "server_error", "timeout", "connection"})
 
 
@@ -120,14 +129,17 @@ class AiClient:
 
     ``timeout`` bounds each attempt of a non-streamed call (connect + whole body) and is the
     default idle limit between stream events; ``max_retries`` retries rate limits, overloads,
-    5xx, timeouts and connection failures with backoff; ``fallbacks`` are model ids tried in
-    order when the model fails with one of those errors (streams: only before the first event).
+    5xx, timeouts and connection failures with backoff; ``fallbacks`` are models tried in
+    order when the model fails with an error of a kind in ``fallback_on`` (streams: only before
+    the first event). A fallback is a model id, or a dict ``{"model", "api_key", "base_url"}``;
+    one of the same provider as the main model shares its explicit ``api_key`` and ``base_url``.
     """
 
     def __init__(self, model: str, *, api_key: str | None = None, base_url: str | None = None,
                  timeout: float = 60.0, connect_timeout: float = 10.0,
                  stream_idle_timeout: float | None = None, max_retries: int = 2,
-                 max_retry_after: float = 60.0, fallbacks: Sequence[str] = (),
+                 max_retry_after: float = 60.0, fallbacks: Sequence[str | Mapping[str, Any]] = (),
+                 fallback_on: Iterable[str] = FALLBACK_KINDS,
                  manifests_dir: str | Sequence[str] | None = None,
                  headers: Mapping[str, str] | None = None, url_params: Mapping[str, str] | None = None,
                  pool_maxsize: int = 64, environ: Mapping[str, str] | None = None) -> None:
@@ -138,10 +150,12 @@ class AiClient:
         self._binding_args = {"headers": headers, "url_params": url_params}
         self.binding = ProviderBinding(model, api_key=api_key, base_url=base_url, dirs=self._dirs,
                                        environ=self._environ, **self._binding_args)
-        self._fallback_ids = list(fallbacks)
-        self._fallbacks: list[ProviderBinding] | None = None
-        if self._fallback_ids:
-            self._resolve_fallbacks()  # configuration errors surface now, not mid-outage
+        self.fallback_on = frozenset(fallback_on)
+        unknown = self.fallback_on - set(KINDS)
+        if unknown:
+            raise ConfigurationError(f"fallback_on has unknown error kinds {sorted(unknown)}; known: {', '.join(KINDS)}")
+        # Resolved now, so a fallback's configuration error surfaces here, not mid-outage.
+        self.fallbacks = [self._fallback_binding(spec, api_key, base_url) for spec in fallbacks]
         manifest_retry = self.binding.manifest.retry
         self.transport = Transport(
             Timeouts(total=timeout, connect=connect_timeout, stream_idle=stream_idle_timeout),
@@ -187,7 +201,7 @@ class AiClient:
 
     def close(self) -> None:
         self.transport.close()
-        for binding in [self.binding, *(self._fallbacks or ())]:
+        for binding in self._bindings():
             binding.close()
 
     def __enter__(self) -> AiClient:
@@ -208,17 +222,20 @@ class AiClient:
         with BatchExecutor(max_workers=max_workers, client=self, **options) as executor:
             return executor.run(requests)
 
-    def _resolve_fallbacks(self) -> list[ProviderBinding]:
-        if self._fallbacks is None:
-            self._fallbacks = [
-                ProviderBinding(model_id, api_key=None, base_url=None, dirs=self._dirs,
-                                environ=self._environ, **self._binding_args)
-                for model_id in self._fallback_ids
-            ]
-        return self._fallbacks
+    def _fallback_binding(self, spec: str | Mapping[str, Any], api_key: str | None,
+                          base_url: str | None) -> ProviderBinding:
+        options = {"model": spec} if isinstance(spec, str) else dict(spec)
+        if "model" not in options:
+            raise ConfigurationError(f"a fallback needs a 'model' (provider/model), got {spec!r}")
+        same_provider = split_model_id(options["model"])[0] == split_model_id(self.model_id)[0]
+        return ProviderBinding(
+            options["model"],
+            api_key=options.get("api_key", api_key if same_provider else None),
+            base_url=options.get("base_url", base_url if same_provider else None),
+            dirs=self._dirs, environ=self._environ, **self._binding_args)
 
     def _bindings(self) -> list[ProviderBinding]:
-        return [self.binding, *self._resolve_fallbacks()] if self._fallback_ids else [self.binding]
+        return [self.binding, *self.fallbacks]
 
     def execute_request(self, request: ChatRequest) -> tuple[ChatResponse, CallStats]:
         check_request(request)
@@ -227,7 +244,7 @@ class AiClient:
             try:
                 return self._execute_on(binding, request)
             except AiLibError as error:
-                if position + 1 == len(bindings) or error.kind not in FALLBACK_KINDS:
+                if position + 1 == len(bindings) or error.kind not in self.fallback_on:
                     raise
         raise AssertionError("unreachable")
 
@@ -389,8 +406,13 @@ class ChatStream:
         self.close()
 
     def close(self) -> None:
+        """Stop the stream and release its connection. Safe from another thread: if the stream
+        is being read there, its connection is cut and the reader gets an error at once."""
         self._closed = True
-        self._events.close()
+        try:
+            self._events.close()
+        except ValueError:  # "generator already executing": another thread is reading it
+            pass
         if self._http is not None:
             self._http.close()
 
@@ -441,7 +463,7 @@ class ChatStream:
                 break
             except AiLibError as error:
                 binding.stamp(error)
-                if position + 1 == len(bindings) or error.kind not in FALLBACK_KINDS:
+                if position + 1 == len(bindings) or error.kind not in client.fallback_on:
                     raise
         content: list[str] = []
         thinking: list[str] = []
@@ -484,6 +506,13 @@ class ChatStream:
             if self._http is not None:
                 self._http.close()
             raise
+        except Exception as exc:
+            if not self._closed:
+                raise
+            # close() from another thread pulled the connection out from under the reader.
+            closed = StreamInterruptedError(f"the stream was closed while being read ({type(exc).__name__})")
+            binding.stamp(closed).partial_content = "".join(content)
+            raise closed from None
         finally:
             if self._closed and self._http is not None:
                 self._http.close()

@@ -1,9 +1,9 @@
 """``AiClient(..., fallbacks=[...])``: on fallback-worthy errors the next model answers, and the
 response and stats say which one did. Streams fall back only before their first event.
 
-The primary model is reached through an explicit ``base_url`` (``/primary/v1``); fallbacks are
-resolved like any client without arguments, from the environment (``OPENAI_BASE_URL`` ->
-``/fallback/v1``) or, for the ``mock`` provider, its embedded echo server."""
+The primary model is reached through an explicit ``base_url`` (``/primary/v1``); OpenAI fallbacks
+name their own endpoint (``/fallback/v1``) and key; the ``mock`` provider uses its embedded echo
+server."""
 
 from __future__ import annotations
 
@@ -32,15 +32,24 @@ def fallback_env(server, monkeypatch):
 
 
 def routed(primary_reply: Reply | None = None):
-    """Requests to /primary get ``primary_reply`` (echo when None); everything else is echoed."""
+    """Requests for the primary model get ``primary_reply`` (echo when None); everything else is echoed."""
     def handler(request):
-        if request.path.startswith("/primary") and primary_reply is not None:
+        primary = request.path.startswith("/primary") and (request.json or {}).get("model") == "gpt-4o"
+        if primary and primary_reply is not None:
             return primary_reply
         return openai_echo(request)
     return handler
 
 
+def elsewhere(server, model: str) -> dict:
+    """An OpenAI fallback with its own endpoint and key (a same-provider fallback given as a plain
+    id would share the primary's explicit base_url and key)."""
+    return {"model": model, "base_url": server.base_url + "/fallback/v1", "api_key": "sk-fallback-key"}
+
+
 def primary_client(make_client, server, fallbacks, **kwargs) -> AiClient:
+    fallbacks = [elsewhere(server, spec) if isinstance(spec, str) and spec.startswith("openai/") else spec
+                 for spec in fallbacks]
     return make_client("openai/gpt-4o", base_url=server.base_url + "/primary/v1", fallbacks=fallbacks, **kwargs)
 
 
@@ -134,7 +143,8 @@ def test_connection_failure_falls_back(fallback_env, make_client):
     with socket.socket() as probe:  # a port with nobody listening
         probe.bind(("127.0.0.1", 0))
         dead = probe.getsockname()[1]
-    client = make_client("openai/gpt-4o", base_url=f"http://127.0.0.1:{dead}/v1", fallbacks=["openai/gpt-4o-mini"])
+    client = make_client("openai/gpt-4o", base_url=f"http://127.0.0.1:{dead}/v1",
+                         fallbacks=[elsewhere(server, "openai/gpt-4o-mini")])
     response = client.chat().user("anyone?").execute()
     assert (response.provider, response.model, response.content) == ("openai", "gpt-4o-mini", "Echo: anyone?")
 
@@ -200,3 +210,47 @@ def test_batch_results_say_which_model_answered(fallback_env, make_client):
         results = executor.run(prompts)
     assert [result.model for result in results] == ["gpt-4o" if i % 2 == 0 else "gpt-4o-mini" for i in range(8)]
     assert all(result.content == f"Echo: {prompt}" for result, prompt in zip(results, prompts, strict=True))
+
+
+def test_a_same_provider_fallback_shares_the_explicit_key_and_base_url(server, make_client):
+    server.handler = routed(OVERLOADED)
+    client = make_client("openai/gpt-4o", base_url=server.base_url + "/primary/v1", api_key="sk-explicit",
+                         fallbacks=["openai/gpt-4o-mini"])
+    response = client.chat().user("hello").execute()
+    assert response.model == "gpt-4o-mini"
+    assert server.last.path == "/primary/v1/chat/completions"
+    assert server.last.header("authorization") == "Bearer sk-explicit"
+
+
+def test_a_fallback_may_carry_its_own_key_and_base_url(server, make_client):
+    server.handler = routed(OVERLOADED)
+    client = primary_client(make_client, server, [
+        {"model": "deepseek/deepseek-chat", "api_key": "sk-deepseek", "base_url": server.base_url + "/ds"}])
+    assert client.chat().user("hello").execute().provider == "deepseek"
+    assert server.last.path == "/ds/chat/completions"
+    assert server.last.header("authorization") == "Bearer sk-deepseek"
+
+
+def test_fallback_on_adds_context_length_and_quota(server, make_client):
+    too_long = Reply(400, {"error": {"message": "This model's maximum context length is 8192 tokens",
+                                     "code": "context_length_exceeded"}})
+    server.handler = routed(too_long)
+    strict = primary_client(make_client, server, ["openai/gpt-4o-mini"])
+    with pytest.raises(InvalidRequestError) as caught:
+        strict.chat().user("hello").execute()
+    assert caught.value.kind == "context_length"
+    lenient = primary_client(make_client, server, ["openai/gpt-4o-mini"],
+                             fallback_on={"context_length", "quota_exhausted", "overloaded"})
+    assert lenient.fallbacks[0].endpoint.base_url.endswith("/fallback/v1")
+    assert lenient.chat().user("hello").execute().model == "gpt-4o-mini"
+
+
+def test_fallback_configuration_is_checked_up_front(make_client):
+    from ai_lib_sync import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="unknown error kinds"):
+        make_client("openai/gpt-4o", fallbacks=["openai/gpt-4o-mini"], fallback_on={"bad_luck"})
+    with pytest.raises(ConfigurationError, match="needs a 'model'"):
+        make_client("openai/gpt-4o", fallbacks=[{"api_key": "x"}])
+    with pytest.raises(ConfigurationError, match="unknown provider"):
+        make_client("openai/gpt-4o", fallbacks=["nope/x"])

@@ -152,3 +152,29 @@ def test_a_json_error_body_instead_of_a_stream_keeps_the_providers_message(serve
     with pytest.raises(Exception) as caught:
         list(make_client("openai/gpt-4o").chat().user("x").stream())
     assert caught.value.kind == "not_found" and "gpt-9 does not exist" in str(caught.value)
+
+
+def test_close_from_another_thread_stops_the_reader(server, make_client):
+    import threading
+
+    server.enqueue(Reply.sse([chunk({"content": str(i)}) for i in range(400)], chunk_delay=0.02))
+    stream = make_client("openai/gpt-4o").chat().user("x").stream()
+    seen, outcome = [], []
+
+    def read():
+        try:
+            for event in stream:
+                seen.append(event)
+            outcome.append("exhausted")
+        except Exception as error:  # the cut connection surfaces as a typed error
+            outcome.append(error)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    while not seen:
+        threading.Event().wait(0.01)
+    stream.close()
+    reader.join(timeout=5)
+    assert not reader.is_alive()
+    assert len(seen) < 400 and isinstance(outcome[0], StreamInterruptedError), outcome
+    assert outcome[0].partial_content == "".join(event.text for event in seen)
