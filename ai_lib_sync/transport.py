@@ -435,19 +435,15 @@ def _keep_headers(request: requests.PreparedRequest) -> requests.PreparedRequest
 
 
 def _raw_chunks(response: requests.Response) -> Iterator[bytes]:
+    """Body chunks as they arrive. Returns urllib3's own iterator (no generator layer of ours:
+    this sits on the per-delta hot path of every stream)."""
     raw = response.raw
     if getattr(raw, "chunked", False) and raw.supports_chunked_reads():
-        yield from raw.read_chunked(decode_content=True)
-        return
+        return raw.read_chunked(decode_content=True)
     read1 = getattr(raw, "read1", None)
     if read1 is None:  # urllib3 < 2
-        yield from raw.stream(1024, decode_content=True)
-        return
-    while True:
-        chunk = read1(65536)
-        if not chunk:
-            return
-        yield chunk
+        return raw.stream(1024, decode_content=True)
+    return iter(lambda: read1(65536), b"")
 
 
 def _guarded_bytes(response: requests.Response, secrets: tuple[str, ...],

