@@ -17,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from .dicts import deep_merge
 from .errors import ConfigurationError, ManifestError
 from .schema import SchemaViolation, validate
 
@@ -130,16 +131,6 @@ def _read(path: Path) -> dict[str, Any]:
     return json.loads(json.dumps(data))  # a private copy: callers may merge into it
 
 
-def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def _find(provider: str, dirs: list[Path]) -> tuple[Path, int] | None:
     for index, directory in enumerate(dirs):
         candidate = directory / f"{provider}.json"
@@ -186,7 +177,7 @@ def _load_raw(provider: str, dirs: list[Path], seen: tuple[str, ...] = ()) -> tu
                 raise
             raise ManifestError(f"{path}: extends: no manifest {parent!r} to extend") from None
         base.pop("aliases", None)
-        data = _deep_merge(base, data)
+        data = deep_merge(base, data)
     return data, path
 
 

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from ai_lib_sync.testing import LoopbackServer
+from ai_lib_sync.testing import LoopbackServer, openai_echo
 
 # Variables that would otherwise leak a developer's real configuration into tests.
 _PREFIXES = ("OPENAI", "AZURE", "ANTHROPIC", "GEMINI", "GOOGLE", "CO_API", "COHERE", "OLLAMA", "AWS",
@@ -52,3 +52,12 @@ def make_client(server):
     yield factory
     for client in clients:
         client.close()
+
+
+@pytest.fixture
+def seed_env(server, monkeypatch):
+    """The seed page's setting: only OPENAI_API_KEY and OPENAI_BASE_URL, aimed at an echo server."""
+    server.handler = openai_echo
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-seed")
+    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url + "/v1")
+    return server

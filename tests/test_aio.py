@@ -21,14 +21,6 @@ PACKAGE = Path(__file__).resolve().parent.parent / "ai_lib_sync"
 BOUND = 10  # seconds: a generous bound so a broken test fails instead of hanging
 
 
-@pytest.fixture
-def seed_env(server, monkeypatch):
-    server.handler = openai_echo
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-seed")
-    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url + "/v1")
-    return server
-
-
 # --- the seed's snippets -------------------------------------------------------------------
 
 

@@ -4,18 +4,6 @@ OPENAI_BASE_URL set, and print what the page promises."""
 
 from __future__ import annotations
 
-import pytest
-
-from ai_lib_sync.testing import openai_echo
-
-
-@pytest.fixture
-def seed_env(server, monkeypatch):
-    server.handler = openai_echo
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-seed")
-    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url + "/v1")
-    return server
-
 
 def test_hello_world(seed_env, capsys):
     from ai_lib_sync import AiClient

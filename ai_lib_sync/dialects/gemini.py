@@ -50,6 +50,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from ..dicts import deep_merge
 from ..errors import InvalidRequestError, make_error
 from ..types import (
     ChatRequest,
@@ -279,16 +280,6 @@ def encode_contents(messages: list[Message]) -> tuple[list[dict[str, Any]], list
         else:
             contents.append({"role": "user", "parts": encode_parts(message) or [{"text": ""}]})
     return contents, system
-
-
-def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def generation_config(request: ChatRequest, mode: str) -> dict[str, Any]:
