@@ -57,6 +57,7 @@ from .base import (
     classify,
     extract_error,
     json_or_none,
+    with_tool_calls,
 )
 
 # Reserved name of the forced tool that carries JSON output on models without structured
@@ -95,9 +96,7 @@ def map_stop_reason(reason: str | None, has_tool_calls: bool) -> str:
     mapped = STOP_REASONS.get(reason or "", "other" if reason else "stop")
     if mapped == "tool_calls" and not has_tool_calls:
         return "stop"  # only the forced JSON tool was used
-    if mapped == "stop" and has_tool_calls:
-        return "tool_calls"
-    return mapped
+    return with_tool_calls(mapped, has_tool_calls)
 
 
 # --- request -----------------------------------------------------------------------------

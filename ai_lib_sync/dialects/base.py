@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -54,6 +55,16 @@ class StreamDecoder:
 
     def finish(self) -> list[StreamEvent]:  # pragma: no cover
         raise NotImplementedError
+
+
+def new_call_id() -> str:
+    """An id for a tool call the provider sent without one (tool results must name a call)."""
+    return "call_" + uuid.uuid4().hex[:24]
+
+
+def with_tool_calls(finish_reason: str, has_tool_calls: bool) -> str:
+    """A turn that made tool calls finishes as ``tool_calls`` even where the provider says stop."""
+    return "tool_calls" if has_tool_calls and finish_reason == "stop" else finish_reason
 
 
 def chat_path(manifest: Any, model: str, stream: bool) -> str:

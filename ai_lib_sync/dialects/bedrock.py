@@ -74,6 +74,7 @@ from .base import (
     chat_query,
     classify,
     json_or_none,
+    with_tool_calls,
 )
 
 STOP_REASONS = {
@@ -119,7 +120,7 @@ RULES: list[dict[str, Any]] = [
 
 def map_stop_reason(reason: str | None, has_tool_calls: bool) -> str:
     mapped = STOP_REASONS.get(reason or "", "other" if reason else "stop")
-    return "tool_calls" if has_tool_calls and mapped == "stop" else mapped
+    return with_tool_calls(mapped, has_tool_calls)
 
 
 def new_tool_use_id() -> str:

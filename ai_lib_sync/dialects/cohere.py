@@ -55,6 +55,7 @@ from .base import (
     classify,
     extract_error,
     json_or_none,
+    with_tool_calls,
 )
 
 FINISH_REASONS = {
@@ -67,7 +68,7 @@ FINISH_REASONS = {
 
 def map_finish_reason(reason: str | None, has_tool_calls: bool) -> str:
     mapped = FINISH_REASONS.get((reason or "").upper(), "other" if reason else "stop")
-    return "tool_calls" if has_tool_calls and mapped == "stop" else mapped
+    return with_tool_calls(mapped, has_tool_calls)
 
 
 # --- request -----------------------------------------------------------------------------

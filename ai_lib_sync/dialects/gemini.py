@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -80,6 +79,8 @@ from .base import (
     classify,
     extract_error,
     json_or_none,
+    new_call_id,
+    with_tool_calls,
 )
 
 FINISH_REASONS = {
@@ -132,13 +133,9 @@ DIALECT_RULES: list[dict[str, Any]] = [
 _RATE_LIMIT_WITH_RETRY = {"type": "^RESOURCE_EXHAUSTED$", "kind": "rate_limited"}
 
 
-def new_call_id() -> str:
-    return "call_" + uuid.uuid4().hex[:24]
-
-
 def map_finish_reason(reason: str | None, has_tool_calls: bool) -> str:
     mapped = FINISH_REASONS.get(reason or "STOP", "other")
-    return "tool_calls" if has_tool_calls and mapped == "stop" else mapped
+    return with_tool_calls(mapped, has_tool_calls)
 
 
 # --- schemas -----------------------------------------------------------------------------

@@ -19,7 +19,6 @@ Decisions where the documentation leaves room:
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 from ..errors import InvalidRequestError, make_error
@@ -48,6 +47,8 @@ from .base import (
     classify,
     extract_error,
     json_or_none,
+    new_call_id,
+    with_tool_calls,
 )
 
 FINISH_REASONS = {"stop": "stop", "length": "length"}
@@ -56,11 +57,7 @@ OPTION_NAMES = (("temperature", "temperature"), ("top_p", "top_p"), ("max_tokens
 
 def map_finish_reason(reason: str | None, has_tool_calls: bool) -> str:
     mapped = FINISH_REASONS.get(reason or "stop", "other")
-    return "tool_calls" if has_tool_calls and mapped == "stop" else mapped
-
-
-def new_call_id() -> str:
-    return "call_" + uuid.uuid4().hex[:24]
+    return with_tool_calls(mapped, has_tool_calls)
 
 
 # --- request -----------------------------------------------------------------------------

@@ -14,7 +14,6 @@ such as MiniMax's ``base_resp.status_code``, where any value outside ``ok`` is a
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 from ..errors import make_error
@@ -44,6 +43,8 @@ from .base import (
     classify,
     extract_error,
     json_or_none,
+    new_call_id,
+    with_tool_calls,
 )
 
 FINISH_REASONS = {
@@ -59,13 +60,7 @@ DEFAULT_ERROR_PATHS = ("error",)
 
 def map_finish_reason(reason: str | None, has_tool_calls: bool) -> str:
     mapped = FINISH_REASONS.get(reason or "", "other" if reason else "stop")
-    if has_tool_calls and mapped == "stop":
-        return "tool_calls"
-    return mapped
-
-
-def new_call_id() -> str:
-    return "call_" + uuid.uuid4().hex[:24]
+    return with_tool_calls(mapped, has_tool_calls)
 
 
 # --- request -----------------------------------------------------------------------------
