@@ -303,6 +303,9 @@ class ChatResponse(_Serializable):
     thinking: str | None = None
     id: str | None = None
     raw: dict[str, Any] | None = field(default=None, repr=False)
+    # The model's refusal text (OpenAI ``message.refusal`` and the like); finish_reason is then
+    # ``content_filter``.
+    refusal: str | None = None
     # What the provider needs echoed with this turn (see Message.reasoning_blocks).
     reasoning_blocks: list[dict[str, Any]] | None = field(default=None, repr=False)
 
@@ -326,6 +329,16 @@ class CallStats(_Serializable):
     model: str = ""
     cost_usd: float | None = None
     request_id: str | None = None
+    cached: bool = False  # answered from the response cache, no network call
+
+
+@dataclass(frozen=True)
+class Reasoning:
+    """The one reasoning control (``builder.reasoning(...)``), mapped per dialect: OpenAI
+    ``reasoning_effort``, Anthropic ``thinking`` budget, Gemini ``thinkingConfig``, ..."""
+
+    effort: str | None = None  # "low" | "medium" | "high"
+    budget_tokens: int | None = None
 
 
 @dataclass
@@ -341,6 +354,7 @@ class ChatRequest:
     tools: list[Tool] | None = None
     tool_choice: str | None = None
     response_format: dict[str, Any] | None = None
+    reasoning: Reasoning | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
