@@ -12,18 +12,18 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "AiClient": "client", "ChatBuilder": "client", "ChatStream": "client",
-    "BatchExecutor": "executor", "BatchResults": "executor", "RateLimiter": "ratelimit",
+    "BatchExecutor": "batch", "BatchResults": "batch", "RateLimiter": "batch", "BatchJob": "batch",
     "Message": "types", "MessageRole": "types", "ChatResponse": "types", "CallStats": "types",
     "Usage": "types", "ToolCall": "types", "Tool": "types", "ImagePart": "types", "TextPart": "types",
     "ChatRequest": "types", "StreamEvent": "types", "ContentDelta": "types", "ThinkingDelta": "types",
     "ToolCallStarted": "types", "ToolCallDelta": "types", "ToolCallEnded": "types",
-    "UsageEvent": "types", "FinishEvent": "types",
+    "UsageEvent": "types", "FinishEvent": "types", "EmbeddingResponse": "types",
     "Manifest": "manifest",
     "AiLibError": "errors", "AuthenticationError": "errors", "PermissionDeniedError": "errors",
     "NotFoundError": "errors", "InvalidRequestError": "errors", "ContextLengthError": "errors",
     "RateLimitError": "errors", "QuotaExhaustedError": "errors", "ServerError": "errors",
     "OverloadedError": "errors", "APITimeoutError": "errors", "APIConnectionError": "errors",
-    "ContentFilterError": "errors", "StreamInterruptedError": "errors",
+    "ContentFilterError": "errors", "StructuredOutputError": "structured", "StreamInterruptedError": "errors",
     "ConfigurationError": "errors", "ManifestError": "errors",
 }
 
@@ -53,9 +53,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .batch import BatchExecutor, BatchJob, BatchResults, RateLimiter  # noqa: F401
     from .client import AiClient, ChatBuilder, ChatStream  # noqa: F401
     from .errors import *  # noqa: F401,F403
-    from .executor import BatchExecutor, BatchResults  # noqa: F401
     from .manifest import Manifest  # noqa: F401
-    from .ratelimit import RateLimiter  # noqa: F401
     from .types import *  # noqa: F401,F403

@@ -138,6 +138,10 @@ class AsyncChatBuilder:
         request = self._builder.build()
         return await self._client.run(lambda: self._client.sync.execute_request(request))
 
+    async def execute_parsed(self, cls: type, repair_retries: int = 1) -> Any:
+        """The blocking builder's ``execute_parsed`` (re-asks included) on the pool."""
+        return await self._client.run(lambda: self._builder.execute_parsed(cls, repair_retries))
+
     def stream(self) -> AsyncChatStream:
         return AsyncChatStream(self._client, self._builder.build())
 

@@ -7,12 +7,15 @@ provider by name; everything provider-specific comes from the manifest and its d
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .dialects import get_dialect
+from .dialects.base import json_or_none
 from .errors import (
     KINDS,
     AiLibError,
@@ -22,20 +25,26 @@ from .errors import (
     make_error,
     redact,
 )
+from .hooks import CallContext, Hooks
 from .manifest import Manifest, load_manifest, search_dirs, split_model_id
-from .params import apply_manifest_rules, check_request
+from .params import apply_manifest_rules, check_reasoning, check_request
 from .resolve import Credentials, Endpoint, environment, resolve_credentials, resolve_endpoint
-from .transport import Prepared, RetryPolicy, Timeouts, Transport
+from .transport import Prepared, RetryPolicy, StreamHandle, Timeouts, Transport
 from .types import (
     CallStats,
     ChatRequest,
     ChatResponse,
+    EmbeddingResponse,
     Message,
+    Reasoning,
     StreamEvent,
     Tool,
     ToolCall,
     Usage,
+    response_events,
 )
+
+logger = logging.getLogger("ai_lib_sync")
 
 __version__ = "0.1.0"
 USER_AGENT = f"ai-lib-sync/{__version__}"
@@ -45,14 +54,32 @@ REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "x-goog-
 FALLBACK_KINDS = frozenset({"rate_limited", "overloaded", "server_error", "timeout", "connection"})
 
 
+def manifest_for_api(manifest: Manifest, model: str, api: str | None) -> Manifest:
+    """The manifest seen through one of the APIs it declares under ``apis`` (the OpenAI
+    Responses API, say): ``api`` when given, else the API that alone serves ``model``, else
+    the main one, which ``api="chat"`` names."""
+    apis = manifest.data.get("apis", {})
+    if api is None:
+        api = next((name for name, spec in apis.items()
+                    if any(fnmatch.fnmatchcase(model.lower(), glob.lower()) for glob in spec.get("models", ()))),
+                   "chat")
+    if api == "chat":
+        return manifest
+    if api not in apis:
+        raise ConfigurationError(f"{manifest.id} offers the APIs {', '.join(['chat', *apis])}, not api={api!r}")
+    spec = apis[api]
+    data = {**manifest.data, "dialect": spec["dialect"], "endpoint": {**manifest.endpoint, **spec["endpoint"]}}
+    return Manifest(data, manifest.path)
+
+
 class ProviderBinding:
     """One model id resolved against its manifest: dialect, endpoint, credentials."""
 
     def __init__(self, model_id: str, *, api_key: str | None, base_url: str | None,
                  dirs: list, environ: Mapping[str, str], url_params: Mapping[str, str] | None,
-                 headers: Mapping[str, str] | None) -> None:
+                 headers: Mapping[str, str] | None, api: str | None = None) -> None:
         provider, model = split_model_id(model_id)
-        self.manifest: Manifest = load_manifest(provider, dirs)
+        self.manifest: Manifest = manifest_for_api(load_manifest(provider, dirs), model, api)
         self.provider = self.manifest.id
         self.model = model
         self.model_id = f"{self.provider}/{model}"
@@ -70,9 +97,18 @@ class ProviderBinding:
     def __repr__(self) -> str:
         return f"ProviderBinding({self.model_id!r}, base_url={self.endpoint.base_url!r})"
 
+    def shape(self, request: ChatRequest) -> ChatRequest:
+        """The request as the manifest's parameter rules reshape it for this model and the API
+        version this binding actually sends (a fallback's model, a user's ``api-version``)."""
+        return apply_manifest_rules(request, self.manifest, self.model, self.endpoint.query)
+
     def prepare(self, request: ChatRequest, stream: bool) -> Prepared:
-        shaped = apply_manifest_rules(request, self.manifest)
-        wire = self.dialect.encode_request(shaped, self.manifest, self.model, stream)
+        wire = self.dialect.encode_request(self.shape(request), self.manifest, self.model, stream)
+        return self.prepare_wire(wire)
+
+    def prepare_wire(self, wire: Any) -> Prepared:
+        """A dialect's ``HttpRequest`` made sendable: base URL, query, credentials, signer.
+        Chat and embeddings requests both come through here."""
         query = {**wire.query, **self.endpoint.query}
         log_query = "&".join(f"{k}={v}" for k, v in query.items())
         query.update(self.credentials.query)
@@ -83,7 +119,7 @@ class ProviderBinding:
 
             url += "?" + urlencode(query)
         headers = {"User-Agent": USER_AGENT, **wire.headers, **self.extra_headers, **self.credentials.headers}
-        body = None if wire.body is None else json.dumps(wire.body, ensure_ascii=False, separators=(",", ":")).encode()
+        body = None if wire.body is None else _json_body(wire.body)
         return Prepared(wire.method, url, headers, body, self.make_error, self.credentials.secrets,
                         self._signer, log_url)
 
@@ -109,11 +145,21 @@ class ProviderBinding:
         return error
 
     def cost(self, usage: Usage) -> float | None:
-        return self.manifest.cost_usd(self.model, usage.prompt_tokens, usage.completion_tokens)
+        return self.manifest.usage_cost_usd(self.model, usage)
 
     def close(self) -> None:
         if self.endpoint.embedded is not None:
             self.endpoint.embedded.close()
+
+
+def _json_body(body: Any) -> bytes:
+    """The request body as JSON, or a clear error before any I/O (a tool schema or a raw
+    ``param`` holding a set, an object, NaN...)."""
+    try:
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequestError(f"the request cannot be sent as JSON: {exc} (check tool schemas and "
+                                  "param() values)") from None
 
 
 def _request_id(headers: Mapping[str, str]) -> str | None:
@@ -142,14 +188,24 @@ class AiClient:
                  fallback_on: Iterable[str] = FALLBACK_KINDS,
                  manifests_dir: str | Sequence[str] | None = None,
                  headers: Mapping[str, str] | None = None, url_params: Mapping[str, str] | None = None,
-                 pool_maxsize: int = 64, environ: Mapping[str, str] | None = None) -> None:
+                 pool_maxsize: int = 64, environ: Mapping[str, str] | None = None,
+                 session: Any = None, api: str | None = None,
+                 hooks: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+                 cache: Any = None, cache_ttl: float | None = None,
+                 cache_max_entries: int | None = None) -> None:
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ConfigurationError(f"max_retries must be a whole number >= 0, got {max_retries!r}")
+        self.hooks = Hooks(hooks)
+        self.cache = None
+        if cache is not None:
+            from .cache import open_cache
+
+            self.cache = open_cache(cache, cache_ttl, cache_max_entries)
         self._environ = environ if environ is not None else environment()
         self._dirs = search_dirs(manifests_dir, self._environ)
         self._binding_args = {"headers": headers, "url_params": url_params}
         self.binding = ProviderBinding(model, api_key=api_key, base_url=base_url, dirs=self._dirs,
-                                       environ=self._environ, **self._binding_args)
+                                       environ=self._environ, api=api, **self._binding_args)
         self.fallback_on = frozenset(fallback_on)
         unknown = self.fallback_on - set(KINDS)
         if unknown:
@@ -164,7 +220,7 @@ class AiClient:
                         initial_backoff=manifest_retry.get("backoff_initial_s", 0.5),
                         max_backoff=manifest_retry.get("backoff_max_s", 8.0),
                         max_retry_after=manifest_retry.get("max_retry_after_s", max_retry_after)),
-            pool_maxsize=pool_maxsize,
+            pool_maxsize=pool_maxsize, session=session,
         )
 
     @classmethod
@@ -215,12 +271,30 @@ class AiClient:
     def chat(self) -> ChatBuilder:
         return ChatBuilder(self)
 
+    def embed(self, texts: Iterable[str], dimensions: int | None = None, input_type: str | None = None,
+              **options: Any) -> EmbeddingResponse:
+        """Embed ``texts`` (vectors in input order; split into several requests past the
+        provider's limits). ``input_type``: query, document, classification, clustering,
+        similarity, or the provider's own value; ``options`` are raw body fields."""
+        from .embeddings import embed
+
+        return embed(self, texts, dimensions=dimensions, input_type=input_type, **options)
+
     def batch(self, requests: Iterable[Any], max_workers: int = 8, **options: Any) -> list[Any]:
         """Run many requests on a thread pool; results in input order (see ``BatchExecutor``)."""
-        from .executor import BatchExecutor
+        from .batch import BatchExecutor
 
         with BatchExecutor(max_workers=max_workers, client=self, **options) as executor:
             return executor.run(requests)
+
+    def submit_batch(self, requests: Iterable[Any], journal: Any = None, **options: Any) -> Any:
+        """Submit ``requests`` (the forms ``batch()`` takes) to the provider's own Batch API,
+        usually at half price, and return a ``BatchJob`` (``wait()``, ``results()``, ``cancel()``).
+        With ``journal`` (a SQLite path) the same call after a crash, or ``BatchJob.resume``,
+        reattaches to the job instead of paying for it twice (see ``batch.provider_jobs``)."""
+        from .batch.provider_jobs import submit_batch
+
+        return submit_batch(self, requests, journal=journal, **options)
 
     def _fallback_binding(self, spec: str | Mapping[str, Any], api_key: str | None,
                           base_url: str | None) -> ProviderBinding:
@@ -239,25 +313,92 @@ class AiClient:
 
     def execute_request(self, request: ChatRequest) -> tuple[ChatResponse, CallStats]:
         check_request(request)
+        hooks = self.hooks
+        if not hooks:
+            return self._answer(request, None)
+        call = CallContext(self.provider, self.model, stream=False)
+        hooks.fire("on_request", call, request)
+        try:
+            response, stats = self._answer(request, call)
+        except AiLibError as error:
+            hooks.fire("on_error", call, request, error=error)
+            raise
+        hooks.fire("on_response", call, request, response=response, stats=stats)
+        return response, stats
+
+    def _answer(self, request: ChatRequest, call: CallContext | None) -> tuple[ChatResponse, CallStats]:
+        if self.cache is None:
+            return self._execute_with_fallbacks(request, call)
+        key = self._cache_key(request)
+        hit = self._cache_get(key)
+        if hit is not None:
+            return hit
+        response, stats = self._execute_with_fallbacks(request, call)
+        self._cache_put(key, response)
+        return response, stats
+
+    # --- the response cache (see cache.py) -------------------------------------------------
+
+    def _cache_key(self, request: ChatRequest) -> str:
+        from .cache import cache_key
+
+        prepared = self.binding.prepare(request, stream=False)
+        return cache_key(prepared.method, prepared.log_url or prepared.url, prepared.body, prepared.secrets)
+
+    def _cache_get(self, key: str) -> tuple[ChatResponse, CallStats] | None:
+        started = time.perf_counter()
+        try:
+            value = self.cache.get(key)
+            if value is None:
+                return None
+            response = ChatResponse.from_dict(value)
+        except Exception:  # a broken cache must not break calls: ask the provider instead
+            logger.warning("response cache lookup failed; calling the provider", exc_info=True)
+            return None
+        usage = response.usage
+        latency = round((time.perf_counter() - started) * 1000.0, 3)
+        stats = CallStats(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens, latency,
+                          None, 0, response.provider, response.model, 0.0, None, cached=True)
+        return response, stats
+
+    def _cache_put(self, key: str, response: ChatResponse) -> None:
+        try:
+            self.cache.put(key, response.to_dict())
+        except Exception:
+            logger.warning("response cache store failed; the answer is returned uncached", exc_info=True)
+
+    def _execute_with_fallbacks(self, request: ChatRequest,
+                                call: CallContext | None) -> tuple[ChatResponse, CallStats]:
         bindings = self._bindings()
+        on_retry = None if call is None else self._retry_hook(call, request)
         for position, binding in enumerate(bindings):
             try:
-                return self._execute_on(binding, request)
+                return self._execute_on(binding, request, on_retry)
             except AiLibError as error:
                 if position + 1 == len(bindings) or error.kind not in self.fallback_on:
                     raise
         raise AssertionError("unreachable")
 
-    def _execute_on(self, binding: ProviderBinding, request: ChatRequest) -> tuple[ChatResponse, CallStats]:
+    def _retry_hook(self, call: CallContext, request: ChatRequest) -> Any:
+        def on_retry(error: AiLibError, number: int) -> None:
+            self.hooks.fire("on_retry", call, request, error=error, retry_number=number)
+
+        return on_retry
+
+    def _execute_on(self, binding: ProviderBinding, request: ChatRequest,
+                    on_retry: Any = None) -> tuple[ChatResponse, CallStats]:
         prepared = binding.prepare(request, stream=False)
         started = time.perf_counter()
+        failure: AiLibError | None = None
         try:
-            response, body, retries = self.transport.call(prepared)
+            response, body, retries = self.transport.call(prepared, on_retry)
             chat_response = binding.dialect.decode_response(body, binding.manifest, binding.model)
         except AiLibError as error:
-            raise binding.stamp(error) from None
-        except ValueError as exc:
-            raise binding.stamp(make_error("server_error", f"the provider sent an unreadable response: {exc}")) from None
+            failure = error
+        except Exception as exc:  # a decoder choked on an unexpected shape: still a typed error
+            failure = _unreadable(exc)
+        if failure is not None:
+            raise binding.stamp(failure)  # outside the except block: nothing chained
         latency = (time.perf_counter() - started) * 1000.0
         usage = chat_response.usage
         stats = CallStats(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens,
@@ -344,9 +485,22 @@ class ChatBuilder:
         self._fields["response_format"] = value
         return self
 
-    def json_schema(self, schema: dict[str, Any], name: str = "response", strict: bool = True) -> ChatBuilder:
-        return self.response_format({"type": "json_schema",
-                                     "json_schema": {"name": name, "schema": schema, "strict": strict}})
+    def json_schema(self, schema_or_dataclass: Any, name: str | None = None, strict: bool = True) -> ChatBuilder:
+        """Ask for JSON matching a JSON-schema dict or a dataclass type (its schema is derived,
+        see ``ai_lib_sync.structured``); ``name`` defaults to the class name, else "response".
+        Each dialect sends it the provider's way; ``response.parse(cls)`` reads the reply."""
+        from .structured import response_format_for
+
+        return self.response_format(response_format_for(schema_or_dataclass, name, strict))
+
+    def reasoning(self, effort: str | None = None, budget_tokens: int | None = None) -> ChatBuilder:
+        """Ask a reasoning model to think: ``effort`` low/medium/high and/or a token budget.
+        Each dialect maps it to the provider's control (OpenAI ``reasoning_effort``, Anthropic
+        ``thinking``, Gemini ``thinkingConfig``, ...); see manifests/README.md."""
+        reasoning = Reasoning(effort, budget_tokens)
+        check_reasoning(reasoning)
+        self._fields["reasoning"] = reasoning
+        return self
 
     def param(self, name: str, value: Any) -> ChatBuilder:
         """A raw provider field, sent as-is in the request body."""
@@ -364,6 +518,35 @@ class ChatBuilder:
     def execute_with_stats(self) -> tuple[ChatResponse, CallStats]:
         return self._client.execute_request(self.build())
 
+    def execute_parsed(self, cls: type, repair_retries: int = 1) -> Any:
+        """Send with ``cls``'s schema (unless ``json_schema(cls, ...)`` already set it) and return
+        the reply as an instance of ``cls``. A reply that does not fit is answered with a new
+        request carrying it and the problems found, up to ``repair_retries`` times; then
+        ``StructuredOutputError`` (kind invalid_request; ``raw_text``, ``problems``) is raised.
+        A refusal raises ``ContentFilterError`` at once."""
+        from dataclasses import replace
+
+        from . import structured
+
+        if isinstance(repair_retries, bool) or not isinstance(repair_retries, int) or repair_retries < 0:
+            raise InvalidRequestError(f"repair_retries must be a whole number >= 0, got {repair_retries!r}")
+        wanted = structured.response_format_for(cls)
+        request = self.build()
+        current = request.response_format or {}
+        if (current.get("json_schema") or {}).get("schema") != wanted["json_schema"]["schema"]:
+            request = replace(request, response_format=wanted)
+        for attempt in range(repair_retries + 1):
+            response = self._client.execute_request(request)[0]
+            try:
+                return structured.parse_response(cls, response)
+            except structured.StructuredOutputError as error:
+                if attempt == repair_retries:
+                    error.attempts = attempt + 1
+                    raise
+                request = replace(request, messages=[*request.messages, Message.assistant(response.content or "(empty reply)"),
+                                                     Message.user(structured.repair_prompt(error.problems))])
+        raise AssertionError("unreachable")
+
     def stream(self) -> ChatStream:
         return self._client.stream_request(self.build())
 
@@ -379,19 +562,24 @@ def _number(name: str, value: Any) -> float:
 class ChatStream:
     """A plain generator of unified events, opened on first iteration.
 
-    Leaving it early (``break``, ``close()``, the ``with`` block) closes the connection. After
-    exhaustion, ``final_response()`` and ``stats`` hold the assembled result. Retries and
-    fallbacks happen only before the first event has been yielded.
+    Leaving it early by any route (``break``, dropping it, an exception in the loop body,
+    ``close()`` from any thread, the ``with`` block, a WSGI server closing the response)
+    closes the connection at once. Nothing here relies on the garbage collector: the event
+    generator never refers back to this object, so dropping the last reference finalizes it
+    on the spot. After exhaustion, ``final_response()`` and ``stats`` hold the assembled
+    result. Retries and fallbacks happen only before the first event has been yielded.
     """
 
+    __slots__ = ("_state", "_events", "__weakref__")
+
     def __init__(self, client: AiClient, request: ChatRequest) -> None:
-        self._client = client
-        self._request = request
-        self._response: ChatResponse | None = None
-        self.stats: CallStats | None = None
-        self._http: Any = None
-        self._closed = False
-        self._events = self._run()
+        self._state = state = _StreamState()
+        if not client.hooks:
+            self._events = _stream_events(client, request, state)
+            return
+        call = CallContext(client.provider, client.model, stream=True)
+        events = _stream_events(client, request, state, client._retry_hook(call, request))
+        self._events = _observed(events, client.hooks, call, request, state)
 
     def __iter__(self) -> Iterator[StreamEvent]:
         return self._events
@@ -405,21 +593,26 @@ class ChatStream:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def stats(self) -> CallStats | None:
+        return self._state.stats
+
     def close(self) -> None:
         """Stop the stream and release its connection. Safe from another thread: if the stream
         is being read there, its connection is cut and the reader gets an error at once."""
-        self._closed = True
+        state = self._state
+        state.closing = True
         try:
             self._events.close()
         except ValueError:  # "generator already executing": another thread is reading it
             pass
-        if self._http is not None:
-            self._http.close()
+        if state.handle is not None:
+            state.handle.close()
 
     def final_response(self) -> ChatResponse:
-        if self._response is None:
+        if self._state.response is None:
             raise InvalidRequestError("final_response() is available once the stream is exhausted")
-        return self._response
+        return self._state.response
 
     def text(self) -> str:
         """Consume the stream and return the text (convenience)."""
@@ -427,108 +620,177 @@ class ChatStream:
             pass
         return self.final_response().content
 
-    def _open(self, binding: ProviderBinding, started: float) -> tuple[Any, Any, list[StreamEvent], Any]:
-        """Open the HTTP stream and read up to the first event, so that failures before it can
-        be retried or fall back. Returns (frames, decoder, first events, idle clock)."""
-        transport = self._client.transport
-        prepared = binding.prepare(self._request, stream=True)
-        response = transport.open_stream(prepared)
-        self._http = response
-        if binding.framing == "sse" and response.headers.get("content-type", "").startswith("application/json"):
-            # A JSON body where events were expected is an error the provider sent whole.
-            body = response.content
-            response.close()
-            raise binding.make_error(response.status_code, response.headers, body)
-        clock = _IdleClock(transport.timeouts.stream_idle)
-        frames = transport.frames(response, binding.framing, prepared.secrets, clock.check)
-        decoder = binding.dialect.stream_decoder(binding.manifest, binding.model)
-        try:
-            for event_name, data in frames:
-                events = decoder.feed(event_name, data)
-                if events:
-                    return frames, decoder, events, clock
-            return frames, decoder, decoder.finish(), clock
-        except BaseException:
-            response.close()
-            raise
 
-    def _run(self) -> Iterator[StreamEvent]:
-        client = self._client
-        started = time.perf_counter()
-        bindings = client._bindings()
-        for position, binding in enumerate(bindings):
-            try:
-                (frames, decoder, first, clock), retries = client.transport.with_retries(
-                    lambda binding=binding: (self._open(binding, started),))
-                break
-            except AiLibError as error:
-                binding.stamp(error)
-                if position + 1 == len(bindings) or error.kind not in client.fallback_on:
-                    raise
-        content: list[str] = []
-        thinking: list[str] = []
-        tool_calls: dict[int, ToolCall] = {}
-        usage = Usage()
-        finish = "other"
-        first_token_ms: float | None = None
-        pending = first
+class _StreamState:
+    """What the event generator shares with its ``ChatStream`` (never the stream itself)."""
+
+    __slots__ = ("handle", "response", "stats", "closing")
+
+    def __init__(self) -> None:
+        self.handle: StreamHandle | None = None
+        self.response: ChatResponse | None = None
+        self.stats: CallStats | None = None
+        self.closing = False
+
+
+def _unreadable(exc: BaseException) -> AiLibError:
+    """A decoder choked on what the provider sent: a typed error, never the raw exception."""
+    return make_error("server_error", f"the provider sent an unreadable response ({type(exc).__name__}: {exc})"[:500],
+                      retryable=False)
+
+
+def _open_stream(client: AiClient, binding: ProviderBinding, request: ChatRequest,
+                 state: _StreamState) -> tuple[StreamHandle, Iterator[Any], Any, list[StreamEvent], _IdleClock]:
+    """Open the HTTP stream and read up to the first event, so that failures before it can
+    be retried or fall back. Returns (handle, frames, decoder, first events, idle clock)."""
+    transport = client.transport
+    prepared = binding.prepare(request, stream=True)
+    handle = state.handle = transport.open_stream(prepared)
+    decoder = binding.dialect.stream_decoder(binding.manifest, binding.model)
+    clock = _IdleClock(transport.timeouts.stream_idle)
+    error: AiLibError | None = None
+    try:
+        # (NDJSON is JSON line by line: its framer reads such a body as it is.)
+        if binding.framing != "ndjson" and handle.headers.get("content-type", "").startswith("application/json"):
+            # A whole JSON body where events were expected: an error, or a server that
+            # ignored "stream": the answer is replayed as the events it would have streamed.
+            body = handle.read_body()
+            payload = json_or_none(body)
+            if not isinstance(payload, dict) or payload.get("error"):  # (Responses: "error": null)
+                raise binding.make_error(handle.status_code, handle.headers, body)
+            events = response_events(binding.dialect.decode_response(body, binding.manifest, binding.model))
+            decoder.done = True
+            return handle, iter(()), decoder, events, clock
+        frames = handle.frames(binding.framing, clock.check)
+        for event_name, data in frames:
+            events = decoder.feed(event_name, data)
+            if events:
+                return handle, frames, decoder, events, clock
+        return handle, frames, decoder, decoder.finish(), clock
+    except AiLibError as exc:
+        handle.close()
+        raise binding.stamp(exc) from None
+    except Exception as exc:
+        handle.close()
+        error = binding.stamp(_unreadable(exc))
+    except BaseException:
+        handle.close()
+        raise
+    raise error  # outside the except block: the raw exception is not chained
+
+
+def _observed(events: Iterator[StreamEvent], hooks: Hooks, call: CallContext, request: ChatRequest,
+              state: _StreamState) -> Iterator[StreamEvent]:
+    """The client's hooks around a stream: on_request first, then on_stream_end or on_error."""
+    hooks.fire("on_request", call, request)
+    try:
+        yield from events
+    except AiLibError as error:
+        hooks.fire("on_error", call, request, error=error)
+        raise
+    except GeneratorExit:  # the caller left early
+        hooks.fire("on_stream_end", call, request)
+        raise
+    hooks.fire("on_stream_end", call, request, response=state.response, stats=state.stats)
+
+
+def _stream_events(client: AiClient, request: ChatRequest, state: _StreamState,
+                   on_retry: Any = None) -> Iterator[StreamEvent]:
+    started = time.perf_counter()
+    cache_key = None
+    if client.cache is not None:
+        cache_key = client._cache_key(request)
+        hit = client._cache_get(cache_key)
+        if hit is not None:  # replay the cached answer as the events its stream carried
+            state.response, state.stats = hit
+            yield from response_events(hit[0])
+            return
+    bindings = client._bindings()
+    for position, binding in enumerate(bindings):
         try:
-            while True:
-                for event in pending:
-                    kind = event.kind
-                    if kind == "content_delta":
-                        content.append(event.text)
-                    elif kind == "thinking_delta":
-                        thinking.append(event.text)
-                    elif kind == "tool_call_ended":
-                        tool_calls[event.index] = event.tool_call
-                    elif kind == "usage":
-                        usage = event.usage
-                    elif kind == "finish":
-                        finish = event.finish_reason
-                    if first_token_ms is None and kind != "usage" and kind != "finish":
-                        first_token_ms = (time.perf_counter() - started) * 1000.0
-                    yield event
-                if pending:
-                    clock.reset()
-                try:
-                    event_name, data = next(frames)
-                except StopIteration:
-                    pending = decoder.finish()
-                    if not pending:
-                        break
-                    frames = iter(())
-                    continue
-                pending = decoder.feed(event_name, data)
+            handle, frames, decoder, first, clock, retries = client.transport.with_retries(
+                lambda binding=binding: _open_stream(client, binding, request, state), on_retry)
+            break
         except AiLibError as error:
             binding.stamp(error)
-            error.partial_content = "".join(content)
-            if self._http is not None:
-                self._http.close()
-            raise
-        except Exception as exc:
-            if not self._closed:
+            if position + 1 == len(bindings) or error.kind not in client.fallback_on:
                 raise
-            # close() from another thread pulled the connection out from under the reader.
-            closed = StreamInterruptedError(f"the stream was closed while being read ({type(exc).__name__})")
-            binding.stamp(closed).partial_content = "".join(content)
-            raise closed from None
-        finally:
-            if self._closed and self._http is not None:
-                self._http.close()
-        latency = (time.perf_counter() - started) * 1000.0
-        calls = [tool_calls[index] for index in sorted(tool_calls)]
-        self._response = ChatResponse(
-            content="".join(content), tool_calls=calls, finish_reason=finish, usage=usage,
-            model=binding.model, provider=binding.provider,
-            thinking="".join(thinking) or None,
-            # Optional decoder attribute: blocks the provider needs echoed in the next turn.
-            reasoning_blocks=getattr(decoder, "reasoning_blocks", None),
-        )
-        self.stats = CallStats(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens,
-                               round(latency, 3), None if first_token_ms is None else round(first_token_ms, 3),
-                               retries, binding.provider, binding.model, binding.cost(usage),
-                               _request_id(self._http.headers) if self._http is not None else None)
+    content: list[str] = []
+    thinking: list[str] = []
+    tool_calls: dict[int, ToolCall] = {}
+    usage = Usage()
+    finish = "other"
+    first_token_ms: float | None = None
+    pending = first
+    failure: AiLibError | None = None
+    try:
+        while True:
+            for event in pending:
+                kind = event.kind
+                if kind == "content_delta":
+                    content.append(event.text)
+                elif kind == "thinking_delta":
+                    thinking.append(event.text)
+                elif kind == "tool_call_ended":
+                    tool_calls[event.index] = event.tool_call
+                elif kind == "usage":
+                    usage = event.usage
+                elif kind == "finish":
+                    finish = event.finish_reason
+                if first_token_ms is None and kind != "usage" and kind != "finish":
+                    first_token_ms = (time.perf_counter() - started) * 1000.0
+                yield event
+            if pending:
+                clock.reset()
+            if decoder.done:
+                # The terminator was read: return now, even if the server keeps the
+                # connection open after it (the rest is drained briefly, then cut).
+                handle.finish(frames)
+                break
+            try:
+                event_name, data = next(frames)
+            except StopIteration:
+                pending = decoder.finish()
+                frames = iter(())
+                if not pending and not decoder.done:
+                    handle.finish(frames)
+                    break
+                continue
+            pending = decoder.feed(event_name, data)
+    except GeneratorExit:
+        # Left early. From close() the pool may be touched; from a finalizer it must not be.
+        if state.closing:
+            handle.close()
+        else:
+            handle.abandon()
+        raise
+    except AiLibError as error:
+        failure = error
+    except Exception as exc:
+        if state.closing:  # close() from another thread pulled the connection from the reader
+            failure = StreamInterruptedError(f"the stream was closed while being read ({type(exc).__name__})")
+        else:
+            failure = _unreadable(exc)
+    if failure is not None:
+        handle.close()
+        binding.stamp(failure).partial_content = "".join(content)
+        raise failure  # outside the except block: the raw exception is not chained
+    latency = (time.perf_counter() - started) * 1000.0
+    calls = [tool_calls[index] for index in sorted(tool_calls)]
+    state.response = ChatResponse(
+        content="".join(content), tool_calls=calls, finish_reason=finish, usage=usage,
+        model=binding.model, provider=binding.provider,
+        thinking="".join(thinking) or None,
+        # Optional decoder attribute: blocks the provider needs echoed in the next turn.
+        reasoning_blocks=getattr(decoder, "reasoning_blocks", None),
+        refusal=getattr(decoder, "refusal", None) or None,  # decoders that see refusals set it
+    )
+    state.stats = CallStats(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens,
+                            round(latency, 3), None if first_token_ms is None else round(first_token_ms, 3),
+                            retries, binding.provider, binding.model, binding.cost(usage),
+                            _request_id(handle.headers))
+    if cache_key is not None:
+        client._cache_put(cache_key, state.response)
 
 
 class _IdleClock:

@@ -116,7 +116,7 @@ def _payload(message: Message) -> Any:
         return {}
     try:
         return json.loads(message.payload)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise StreamInterruptedError(
             f"event-stream payload is not JSON: {message.payload[:200]!r}") from None
 
@@ -135,7 +135,15 @@ def decode_frames(chunks: Iterable[bytes]) -> Iterator[tuple[str | None, Any]]:
             except ValueError:
                 parsed = {}
             text = (parsed.get("message") or parsed.get("Message")) if isinstance(parsed, dict) else None
-            yield EXCEPTION, {"type": headers.get(":exception-type"), "message": text or body, "body": body}
+            yield EXCEPTION, {"type": _text(headers.get(":exception-type")), "message": _text(text) or body,
+                              "body": body}
         elif kind == "error":
-            yield EXCEPTION, {"type": headers.get(":error-code"), "message": headers.get(":error-message") or "",
-                              "body": ""}
+            yield EXCEPTION, {"type": _text(headers.get(":error-code")),
+                              "message": _text(headers.get(":error-message")) or "", "body": ""}
+
+
+def _text(value: Any) -> str | None:
+    """Header values and JSON fields are typed by the sender; the decoder gets text or None."""
+    if value is None or isinstance(value, str):
+        return value
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

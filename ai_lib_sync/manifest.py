@@ -19,7 +19,11 @@ from typing import Any
 
 from .dicts import deep_merge
 from .errors import ConfigurationError, ManifestError
+from .pricing import Price, price_of
+from .pricing import cost_usd as _cost_usd
+from .pricing import usage_cost_usd as _usage_cost_usd
 from .schema import SchemaViolation, validate
+from .types import Usage
 
 MANIFESTS_ENV = "AI_LIB_SYNC_MANIFESTS"
 SCHEMA_FILE = "manifest.schema.json"
@@ -59,7 +63,7 @@ class Manifest:
 
     __slots__ = ("data", "path", "id", "dialect", "endpoint", "auth", "headers", "params",
                  "streaming", "response", "errors", "retry", "rate_limit_headers", "models",
-                 "dialect_options", "default_model", "name")
+                 "dialect_options", "default_model", "name", "pricing")
 
     def __init__(self, data: dict[str, Any], path: Path) -> None:
         self.data = data
@@ -78,6 +82,7 @@ class Manifest:
         self.retry: dict[str, Any] = data.get("retry", {})
         self.rate_limit_headers: dict[str, str] = data.get("rate_limit_headers", {})
         self.models: dict[str, Any] = data.get("models", {})
+        self.pricing: dict[str, Any] = data.get("pricing", {})
         self.dialect_options: dict[str, Any] = data.get("dialect_options", {})
 
     def __repr__(self) -> str:
@@ -96,12 +101,24 @@ class Manifest:
                 return info
         return {}
 
-    def cost_usd(self, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
-        info = self.model_info(model)
-        if "input_per_mtok" not in info or "output_per_mtok" not in info:
+    def price(self, model: str) -> Price | None:
+        """The catalog price of ``model`` with its source and date; None for a model the
+        catalog does not price (unknown ids still work, they just have no cost)."""
+        return price_of(self.model_info(model), self.pricing)
+
+    def cost_usd(self, model: str, prompt_tokens: int, completion_tokens: int,
+                 cached_tokens: int = 0, *, batch: bool = False) -> float | None:
+        """USD cost of one call (see ``ai_lib_sync.pricing``): ``prompt_tokens`` includes the
+        ``cached_tokens``, ``completion_tokens`` includes reasoning; None when unpriced."""
+        price = self.price(model)
+        if price is None:
             return None
-        cost = prompt_tokens * info["input_per_mtok"] + completion_tokens * info["output_per_mtok"]
-        return round(cost / 1_000_000, 10)
+        return _cost_usd(price, prompt_tokens, completion_tokens, cached_tokens, batch=batch)
+
+    def usage_cost_usd(self, model: str, usage: Usage, *, batch: bool = False) -> float | None:
+        """``cost_usd`` of a unified ``Usage`` (cached and reasoning tokens accounted for)."""
+        price = self.price(model)
+        return None if price is None else _usage_cost_usd(price, usage, batch=batch)
 
 
 @lru_cache(maxsize=8)

@@ -5,6 +5,11 @@ handler; replies can be delayed, chunked, trickled, or cut off mid-body, which i
 streaming, timeout and fault tests need. ``echo_server()`` starts one that speaks the OpenAI
 chat wire format and echoes the last user message: the ``mock/echo`` provider uses it so
 the whole stack (client -> dialect -> HTTP -> SSE) runs with no key and no network.
+
+``AiFake`` (from ``ai_lib_sync.fakes.scripted``, importable from here) stands in for every
+provider family at once and points every client of the process at itself: the pytest
+fixture ``ai_fake`` (``ai_lib_sync.integrations.pytest_plugin``) wraps it, and
+``with AiFake() as fake:`` does the same in unittest or Django's test runner.
 """
 
 from __future__ import annotations
@@ -35,6 +40,18 @@ class RecordedRequest:
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
+
+    def __repr__(self) -> str:
+        # Headers that carry keys are shown by name only: a repr ends up in test reports.
+        shown = {name: ("***" if name in _KEY_HEADERS else value) for name, value in self.headers.items()}
+        query = {name: (["***"] if name in _KEY_PARAMS else value) for name, value in self.query.items()}
+        return (f"{type(self).__name__}({self.method} {self.path}, query={query}, headers={shown}, "
+                f"body={len(self.body)} bytes)")
+
+
+_KEY_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "x-goog-api-key", "x-amz-security-token",
+                          "proxy-authorization", "cookie"})
+_KEY_PARAMS = frozenset({"key", "api_key", "api-key", "access_token"})
 
 
 @dataclass
@@ -241,3 +258,16 @@ def openai_echo(request: RecordedRequest) -> Reply:
 def echo_server() -> LoopbackServer:
     """Factory named by the ``mock`` manifest (``embedded:ai_lib_sync.testing:echo_server``)."""
     return LoopbackServer(openai_echo)
+
+
+def __getattr__(name: str) -> Any:
+    # AiFake lives with the wire fakes; imported on first use so the echo provider stays light.
+    if name in ("AiFake", "FakeRequest"):
+        from .fakes import scripted
+
+        return getattr(scripted, name)
+    if name == "REDACTED_KEY":
+        from .fakes.redirect import REDACTED_KEY
+
+        return REDACTED_KEY
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

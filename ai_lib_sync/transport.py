@@ -10,11 +10,15 @@ The transport knows no provider: it sends prepared requests and frames streams a
 from __future__ import annotations
 
 import email.utils
+import http.client
+import itertools
 import logging
+import os
 import random
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -191,16 +195,63 @@ def _pause(seconds: float) -> None:
         scope.check()
 
 
+class _Attempt:
+    """One HTTP attempt of this thread: the deadline armed on the connection it uses, and
+    whether that connection came idle from the pool (a server may have closed it meanwhile)."""
+
+    __slots__ = ("seconds", "until", "deadline", "connection", "fresh", "reused", "secrets")
+
+    def __init__(self, seconds: float, secrets: tuple[str, ...] = ()) -> None:
+        self.secrets = secrets
+        self.seconds = seconds
+        self.until = time.monotonic() + seconds
+        self.deadline: Any = None
+        self.connection: Any = None
+        self.fresh = False
+        self.reused = False
+
+    def bind(self, connection: HTTPConnection) -> None:
+        if connection is self.connection:
+            return
+        from . import watchdog
+
+        if self.deadline is not None:
+            self.deadline.cancel()
+        self.connection = connection
+        self.deadline = watchdog.arm(max(0.0, self.until - time.monotonic()), connection)
+
+    @property
+    def late(self) -> bool:
+        return self.deadline is not None and self.deadline.fired
+
+    def disarm(self) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+
+
+def _current_attempt() -> _Attempt | None:
+    return getattr(_local, "attempt", None)
+
+
 class _ScopedMixin:
-    """Registers each connection with the thread's scope, so ``abort()`` can reach its socket."""
+    """Registers each connection with the thread's scope, so ``abort()`` can reach its socket,
+    and with the thread's attempt, so its deadline can."""
 
     def request(self, *args: Any, **kwargs: Any) -> Any:
         scope = current_scope()
         if scope is not None:
             scope.track(self)  # type: ignore[arg-type]
+        attempt = _current_attempt()
+        if attempt is not None:
+            attempt.reused = not attempt.fresh and getattr(self, "sock", None) is not None
+            attempt.bind(self)  # type: ignore[arg-type]
         return super().request(*args, **kwargs)  # type: ignore[misc]
 
     def connect(self) -> None:
+        attempt = _current_attempt()
+        if attempt is not None:
+            attempt.fresh = True
+            attempt.bind(self)  # type: ignore[arg-type]
         super().connect()  # type: ignore[misc]
         scope = current_scope()
         if scope is not None and scope.aborted.is_set():  # aborted while we were connecting
@@ -232,6 +283,19 @@ class _ScopedAdapter(HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = _SCOPED_POOLS
 
+    def close(self) -> None:
+        """Close every pooled connection now. urllib3 2's PoolManager.clear() only forgets its
+        pools, leaving their sockets to the garbage collector, and an error's traceback can keep
+        a pool alive long after the client was closed."""
+        managers = [self.poolmanager, *self.proxy_manager.values()]
+        for manager in managers:
+            pools = manager.pools
+            for key in pools.keys():
+                pool = pools.get(key)
+                if pool is not None:
+                    pool.close()
+        super().close()
+
     def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
         manager = super().proxy_manager_for(proxy, **kwargs)
         if isinstance(manager, ProxyManager):  # SOCKS managers keep their own pools
@@ -240,39 +304,62 @@ class _ScopedAdapter(HTTPAdapter):
 
 
 class Transport:
-    """Owns the session; thread-safe (requests' pool is; our state is set once under a lock)."""
+    """Owns the session; thread-safe (requests' pool is; our state is set once under a lock).
+
+    ``session`` may be the caller's own ``requests.Session`` (proxies, CA bundle, custom
+    mounts): it is used as it is, except that plain ``HTTPAdapter`` mounts for http:// and
+    https:// are replaced by ours (same pool, plus cancellation and deadlines), and it is not
+    closed by ``close()``, since the caller owns it. In a forked child the pool is never
+    shared with the parent: the first call there builds a new session.
+    """
 
     def __init__(self, timeouts: Timeouts | None = None, retry: RetryPolicy | None = None,
-                 pool_maxsize: int = 64) -> None:
+                 pool_maxsize: int = 64, session: requests.Session | None = None) -> None:
         self.timeouts = timeouts or Timeouts()
         self.retry = retry or RetryPolicy()
         self.pool_maxsize = pool_maxsize
+        self._user_session = session
         self._session: requests.Session | None = None
+        self._pid = 0
         self._lock = threading.Lock()
         self._closed = False
+        # Pool slots of streams abandoned without close(): given back by the next call, since
+        # a finalizer must never take a pool lock (see ``StreamHandle.abandon``).
+        self._orphaned_pools: deque[Any] = deque()
 
     @property
     def session(self) -> requests.Session:
         session = self._session
-        if session is None:
+        if session is None or self._pid != os.getpid():
             with self._lock:
                 if self._closed:
                     from .errors import ConfigurationError
 
                     raise ConfigurationError("this client is closed")
-                if self._session is None:
-                    session = requests.Session()
-                    # Retries are ours; urllib3 must not retry behind our back.
-                    adapter = self._adapter()
-                    session.mount("http://", adapter)
-                    session.mount("https://", adapter)
-                    # Keep proxy and CA settings from the environment, but never let a
-                    # ~/.netrc entry replace the provider's auth header: a no-op auth object
-                    # makes requests skip its netrc lookup.
-                    session.trust_env = True
-                    session.auth = _keep_headers
-                    self._session = session
+                if self._session is None or self._pid != os.getpid():
+                    # In a forked child the inherited pool is dropped untouched: its sockets
+                    # are the parent's, and a lock held at fork time would never be released.
+                    self._session = self._build_session()
+                    self._pid = os.getpid()
+                    self._orphaned_pools.clear()
                 session = self._session
+        return session
+
+    def _build_session(self) -> requests.Session:
+        _redact_urllib3_logs()
+        session = self._user_session
+        if session is None:
+            session = requests.Session()
+            # Keep proxy and CA settings from the environment, but never let a ~/.netrc entry
+            # replace the provider's auth header: a no-op auth object makes requests skip its
+            # netrc lookup.
+            session.trust_env = True
+            session.auth = _keep_headers
+        # Retries are ours; urllib3 must not retry behind our back.
+        adapter = self._adapter()
+        for prefix in ("http://", "https://"):
+            if type(session.adapters.get(prefix)) is HTTPAdapter:
+                session.mount(prefix, adapter)
         return session
 
     def _adapter(self) -> HTTPAdapter:
@@ -287,42 +374,66 @@ class Transport:
                 return
             self.pool_maxsize = size
             session = self._session
-            if session is not None:
-                old = session.get_adapter("http://")
+            if session is not None and self._pid == os.getpid():
                 adapter = self._adapter()
-                session.mount("http://", adapter)
-                session.mount("https://", adapter)
-                old.close()
+                for prefix in ("http://", "https://"):
+                    if isinstance(session.adapters.get(prefix), _ScopedAdapter):
+                        old = session.adapters[prefix]
+                        session.mount(prefix, adapter)
+                        old.close()
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
             session, self._session = self._session, None
-        if session is not None:
+            same_process = self._pid == os.getpid()
+        if session is not None and same_process and session is not self._user_session:
             session.close()
 
     # --- one attempt -------------------------------------------------------------------
 
-    def _send(self, prepared: Prepared, stream: bool) -> requests.Response:
+    def _send(self, prepared: Prepared, stream: bool) -> tuple[requests.Response, _Attempt]:
+        """Send one attempt and read its headers. Returns the response and the attempt, whose
+        deadline (the total timeout) is still armed: the caller disarms it."""
         if prepared.sign is not None:
             prepared.sign(prepared)
+        self._return_orphaned_slots()
         timeouts = self.timeouts
         read = timeouts.stream_idle if stream else min(timeouts.read, timeouts.total)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s %s", prepared.method, prepared.log_url or redact(prepared.url, prepared.secrets))
-        try:
-            response = self.session.request(
-                prepared.method, prepared.url, data=prepared.body, headers=prepared.headers,
-                timeout=(timeouts.connect, read), stream=True, allow_redirects=False,
-            )
-        except requests.exceptions.Timeout as exc:
-            raise APITimeoutError(_describe(exc, "timed out"), secrets=prepared.secrets) from None
-        except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-            raise APIConnectionError(_describe(exc, "connection failed"), secrets=prepared.secrets) from None
-        except requests.exceptions.RequestException as exc:
-            raise APIConnectionError(_describe(exc, "request failed"), secrets=prepared.secrets) from None
+        session = self.session
+        auth = None if session.auth is not None else _keep_headers
+        failure: BaseException | None = None
+        for stale_retry in (False, True):
+            attempt = _Attempt(timeouts.total, prepared.secrets)
+            _local.attempt = attempt
+            try:
+                response = session.request(
+                    prepared.method, prepared.url, data=prepared.body, headers=prepared.headers,
+                    timeout=(timeouts.connect, read), stream=True, allow_redirects=False, auth=auth,
+                )
+                failure = None
+            except requests.exceptions.RequestException as exc:
+                failure = exc
+            finally:
+                _local.attempt = None
+            if failure is None:
+                break
+            attempt.disarm()
+            if stale_retry or not attempt.reused or attempt.late or _aborted() \
+                    or not _dropped_before_response(failure):
+                break  # (a socket our deadline or a cancellation cut is no stale connection)
+            # The server closed an idle pooled connection before reading our request: send it
+            # again at once on a new connection. Not a retry: nothing reached the provider.
+            logger.debug("pooled connection was closed by the server; resending on a new one")
+        if failure is not None:
+            # Raised outside the except block so the requests exception, which holds the
+            # prepared request and its headers, is not chained as __context__.
+            raise _transport_error(failure, attempt, prepared, "connection failed")
         if response.status_code >= 400:
-            body = self._read_body(response, time.monotonic() + timeouts.total, prepared, limit=1 << 20)
+            body = self._read_body(response, attempt, prepared, limit=1 << 20)
+            response.close()  # the error's traceback keeps this frame: let it keep no socket
             error = prepared.make_error(response.status_code, response.headers, body)
             if error.retry_after is None:
                 error.retry_after = parse_retry_after(response.headers)
@@ -331,44 +442,57 @@ class Transport:
             _observe(response, error)
             raise error
         _observe(response, None)
-        return response
+        return response, attempt
 
-    def _read_body(self, response: requests.Response, deadline: float, prepared: Prepared,
+    def _read_body(self, response: requests.Response, attempt: _Attempt, prepared: Prepared,
                    limit: int | None = None) -> bytes:
         chunks = []
         size = 0
+        failure: BaseException | None = None
         try:
             for chunk in response.iter_content(65536):
                 chunks.append(chunk)
                 size += len(chunk)
-                if time.monotonic() > deadline:
-                    response.close()
-                    raise APITimeoutError(f"no complete response within {self.timeouts.total:g}s")
                 if limit is not None and size >= limit:
-                    response.close()
                     break
         except requests.exceptions.RequestException as exc:
+            failure = exc
+        finally:
+            attempt.disarm()
+        if failure is not None or attempt.late:
             response.close()
-            kind = APITimeoutError if "timed out" in str(exc).lower() else APIConnectionError
-            raise kind(_describe(exc, "the response broke off"), secrets=prepared.secrets) from None
+            raise _transport_error(failure, attempt, prepared, "the response broke off")
+        if limit is not None and size >= limit:
+            response.close()
         return b"".join(chunks)
+
+    def _return_orphaned_slots(self) -> None:
+        orphans = self._orphaned_pools
+        while orphans:
+            try:
+                pool = orphans.popleft()
+            except IndexError:
+                return
+            pool._put_conn(None)  # an empty slot: the pool opens a new connection there
 
     # --- with retries ------------------------------------------------------------------
 
-    def call(self, prepared: Prepared) -> tuple[requests.Response, bytes, int]:
+    def call(self, prepared: Prepared, on_retry: Callable[[AiLibError, int], None] | None = None,
+             ) -> tuple[requests.Response, bytes, int]:
         """Send and read a whole body. Returns (response, body, retries)."""
-        return self.with_retries(lambda: self._attempt(prepared))
+        return self.with_retries(lambda: self._attempt(prepared), on_retry)
 
     def _attempt(self, prepared: Prepared) -> tuple[requests.Response, bytes]:
-        deadline = time.monotonic() + self.timeouts.total
-        response = self._send(prepared, stream=False)
-        return response, self._read_body(response, deadline, prepared)
+        response, attempt = self._send(prepared, stream=False)
+        return response, self._read_body(response, attempt, prepared)
 
-    def with_retries(self, attempt: Callable[[], Any]) -> Any:
+    def with_retries(self, attempt: Callable[[], Any],
+                     on_retry: Callable[[AiLibError, int], None] | None = None) -> Any:
         """Run ``attempt``; on a retryable error, retry it through tenacity.
 
         The first try runs outside tenacity so the common, successful call pays nothing for it.
-        Returns ``attempt()``'s result with the retry count appended.
+        Returns ``attempt()``'s result with the retry count appended. ``on_retry(error, n)``
+        runs before the backoff of retry ``n``.
         """
         try:
             result = attempt()
@@ -393,7 +517,11 @@ class Transport:
         def log_retry(state: tenacity.RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome else None
             logger.info("retry %d after %s", state.attempt_number + 1, type(error).__name__)
+            if on_retry is not None and isinstance(error, AiLibError):
+                on_retry(error, retries + 1)
 
+        if on_retry is not None:
+            on_retry(first_error, 1)
         _pause(policy.backoff(1, first_error))
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(policy.max_retries),
@@ -409,14 +537,165 @@ class Transport:
 
     # --- streams -----------------------------------------------------------------------
 
-    def open_stream(self, prepared: Prepared) -> requests.Response:
-        return self._send(prepared, stream=True)
+    def open_stream(self, prepared: Prepared) -> StreamHandle:
+        response, attempt = self._send(prepared, stream=True)
+        attempt.disarm()  # from here the idle timeout between events bounds the stream
+        return StreamHandle(self, response, prepared)
 
-    def frames(self, response: requests.Response, framing: str, secrets: tuple[str, ...] = (),
-               on_chunk: Callable[[], None] | None = None) -> Iterator[tuple[str | None, Any]]:
-        """Frames of a streamed body. Network failures become typed errors; ``on_chunk`` runs
-        for every byte chunk so the caller can enforce its event-idle deadline."""
-        return FRAMERS[framing](_guarded_bytes(response, secrets, on_chunk))
+
+class StreamHandle:
+    """An open streamed response: frames it, and gives its connection back exactly once.
+
+    The connection is detached from urllib3's pool when the stream opens, so that nothing
+    urllib3 runs on its own (generator finalizers included) takes the pool's lock. It goes
+    back through ``finish`` (the terminator was read: drain the rest briefly, reuse the
+    connection if the body ended), ``close`` (cut it; safe from another thread) or ``abandon``
+    (for finalizers: cut it without any lock and let the next call give the pool slot back).
+    A finalizer that took the pool lock could run while its own thread holds it: every
+    thread sharing the client would then block forever.
+    """
+
+    __slots__ = ("_transport", "response", "_prepared", "_pool", "_connection", "_once", "_lock")
+
+    def __init__(self, transport: Transport, response: requests.Response, prepared: Prepared) -> None:
+        self._transport = transport
+        self.response = response
+        self._prepared = prepared
+        raw = response.raw
+        self._pool = getattr(raw, "_pool", None)
+        self._connection = getattr(raw, "_connection", None)
+        if self._pool is not None:
+            raw._pool = None
+        self._once = itertools.count()
+        self._lock = threading.Lock()  # orders "give back" against "cut" across threads
+
+    def _claim(self) -> bool:
+        """True for the first caller only: the connection is given back exactly once (the
+        counter's ``next`` is atomic, so no lock is needed, finalizers included)."""
+        return not next(self._once)
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self.response.headers
+
+    @property
+    def status_code(self) -> int:
+        return self.response.status_code
+
+    def frames(self, framing: str, on_chunk: Callable[[], None] | None = None) -> Iterator[tuple[str | None, Any]]:
+        """Frames of the body. Network failures become typed errors; ``on_chunk`` runs for
+        every byte chunk so the caller can enforce its event-idle deadline."""
+        return FRAMERS[framing](_guarded_bytes(self.response, self._prepared.secrets, on_chunk))
+
+    def read_body(self) -> bytes:
+        """The whole body (a JSON answer where events were expected), bounded by the timeout."""
+        attempt = _Attempt(self._transport.timeouts.total)
+        attempt.bind(self._connection)
+        try:
+            return self._transport._read_body(self.response, attempt, self._prepared, limit=1 << 20)
+        finally:
+            self.close()
+
+    def finish(self, frames: Iterator[Any], drain_seconds: float = 0.25) -> None:
+        """The terminator was read. A server may keep the connection open after it, so read
+        what follows for at most ``drain_seconds``: reuse the connection if the body ended."""
+        from . import watchdog
+
+        complete = False
+        deadline = watchdog.arm(drain_seconds, self._connection) if self._connection is not None else None
+        try:
+            for _ in frames:  # anything after the terminator is not ours to decode
+                pass
+            complete = deadline is None or not deadline.fired
+        except AiLibError:
+            pass
+        finally:
+            if deadline is not None:
+                deadline.cancel()
+        if not complete:
+            self.close()
+            return
+        with self._lock:
+            if self._claim() and self._pool is not None:
+                self._pool._put_conn(self._connection)
+
+    def close(self) -> None:
+        """Cut the connection now; safe from any thread, and idempotent. A connection already
+        given back to the pool is left alone: another call may be using it."""
+        with self._lock:
+            if not self._claim():
+                return
+            connection = self._connection
+            if connection is not None:
+                _shutdown(connection)  # a reader blocked in another thread wakes at once
+        self.response.close()
+        if connection is not None:
+            connection.close()
+        if self._pool is not None:
+            self._pool._put_conn(None)
+
+    def abandon(self) -> None:
+        """``close`` for finalizers: no lock is taken, and the pool slot is given back by the
+        transport's next call."""
+        if not self._claim():
+            return
+        connection = self._connection
+        if connection is not None:
+            _shutdown(connection)
+            connection.close()
+        if self._pool is not None:
+            self._transport._orphaned_pools.append(self._pool)
+
+
+class _RedactSecrets(logging.Filter):
+    """urllib3 logs each request's URL at DEBUG, query string included, and a manifest may put
+    the key there (auth type ``query``). Its records are made in the calling thread, during
+    our attempt, so the attempt's secrets are at hand to take out."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        attempt = _current_attempt()
+        if attempt is not None and attempt.secrets:
+            record.msg = redact(record.getMessage(), attempt.secrets)
+            record.args = None
+        return True
+
+
+_URLLIB3_LOGGERS = ("urllib3.connectionpool", "urllib3.connection", "urllib3.util.retry")
+
+
+def _redact_urllib3_logs() -> None:
+    for name in _URLLIB3_LOGGERS:
+        target = logging.getLogger(name)
+        if not any(isinstance(existing, _RedactSecrets) for existing in target.filters):
+            target.addFilter(_RedactSecrets())
+
+
+def _dropped_before_response(failure: BaseException) -> bool:
+    """True when the failure is a closed or reset connection before any byte of a response."""
+    seen: set[int] = set()
+    pending: list[Any] = [failure]
+    while pending:
+        exc = pending.pop()
+        if not isinstance(exc, BaseException) or id(exc) in seen:
+            continue
+        seen.add(id(exc))
+        if isinstance(exc, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
+                            ConnectionAbortedError)):
+            return True
+        if isinstance(exc, (requests.exceptions.Timeout, socket.timeout)):
+            return False
+        pending.extend(arg for arg in exc.args if isinstance(arg, BaseException))
+        pending.extend(e for e in (exc.__cause__, exc.__context__) if e is not None)
+    return False
+
+
+def _transport_error(failure: BaseException | None, attempt: _Attempt, prepared: Prepared,
+                     what: str) -> AiLibError:
+    if attempt.late:
+        return APITimeoutError(f"no complete response within {attempt.seconds:g}s")
+    if isinstance(failure, requests.exceptions.Timeout) or "timed out" in str(failure).lower():
+        return APITimeoutError(_describe(failure, "timed out"), secrets=prepared.secrets)
+    return APIConnectionError(_describe(failure, what), secrets=prepared.secrets)
 
 
 def _aborted() -> bool:
@@ -443,23 +722,27 @@ def _raw_chunks(response: requests.Response) -> Iterator[bytes]:
     read1 = getattr(raw, "read1", None)
     if read1 is None:  # urllib3 < 2
         return raw.stream(1024, decode_content=True)
-    return iter(lambda: read1(65536), b"")
+    return iter(lambda: read1(65536, decode_content=True), b"")
 
 
 def _guarded_bytes(response: requests.Response, secrets: tuple[str, ...],
                    on_chunk: Callable[[], None] | None) -> Iterator[bytes]:
     import urllib3.exceptions
 
+    error: AiLibError | None = None
     try:
         for chunk in _raw_chunks(response):
             if on_chunk is not None:
                 on_chunk()
             if chunk:
                 yield chunk
-    except (urllib3.exceptions.ReadTimeoutError, requests.exceptions.Timeout) as exc:
-        raise APITimeoutError(_describe(exc, "the stream went idle"), secrets=secrets) from None
-    except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError) as exc:
-        raise StreamInterruptedError(_describe(exc, "the stream broke off"), secrets=secrets) from None
+    except (TimeoutError, urllib3.exceptions.ReadTimeoutError, requests.exceptions.Timeout) as exc:
+        error = APITimeoutError(_describe(exc, "the stream went idle"), secrets=secrets)
+    except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError,
+            http.client.HTTPException) as exc:
+        error = StreamInterruptedError(_describe(exc, "the stream broke off"), secrets=secrets)
+    if error is not None:
+        raise error  # outside the except block: nothing chained as __context__
 
 
 def _describe(exc: BaseException, what: str) -> str:

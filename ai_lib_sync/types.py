@@ -291,6 +291,13 @@ class _Serializable:
         kwargs.setdefault("ensure_ascii", False)
         return json.dumps(self.to_dict(), **kwargs)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        """The inverse of ``to_dict`` (caches and checkpoints store responses as JSON)."""
+        from dataclasses_json import DataClassJsonMixin
+
+        return DataClassJsonMixin.from_dict.__func__(cls, data)  # type: ignore[attr-defined]
+
 
 @dataclass
 class ChatResponse(_Serializable):
@@ -315,6 +322,14 @@ class ChatResponse(_Serializable):
         ``builder.message(response.to_message()).tool_result(...)``."""
         return Message(MessageRole.ASSISTANT, self.content or None, list(self.tool_calls) or None,
                        reasoning_blocks=list(self.reasoning_blocks) if self.reasoning_blocks else None)
+
+    def parse(self, cls: type) -> Any:
+        """``content`` as an instance of dataclass ``cls`` (the reply to ``json_schema(cls)``).
+        Raises ``StructuredOutputError`` listing every problem (``raw_text`` holds the reply),
+        or ``ContentFilterError`` when the model refused."""
+        from .structured import parse_response
+
+        return parse_response(cls, self)
 
 
 @dataclass
@@ -359,6 +374,27 @@ class ChatRequest:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class EmbeddingResponse(_Serializable):
+    """``client.embed(texts)``: one vector per input text, in input order, whatever number of
+    requests the provider's per-request limits needed. ``usage.prompt_tokens`` sums what the
+    provider reported (0 where it reports nothing); ``stats.cost_usd`` comes from the manifest."""
+
+    vectors: list[list[float]] = field(default_factory=list, repr=False)
+    usage: Usage = field(default_factory=Usage)
+    model: str = ""
+    provider: str = ""
+    stats: CallStats = field(default_factory=CallStats)
+
+    @property
+    def dimensions(self) -> int | None:
+        """Length of the vectors (None when there are none)."""
+        return len(self.vectors[0]) if self.vectors else None
+
+    def __len__(self) -> int:
+        return len(self.vectors)
 
 
 # --- stream events -----------------------------------------------------------------------
@@ -461,3 +497,21 @@ class FinishEvent(StreamEvent):
 
     def __init__(self, finish_reason: str) -> None:
         self.finish_reason = finish_reason
+
+
+def response_events(response: ChatResponse) -> list[StreamEvent]:
+    """The events a stream of ``response`` would have carried, in the stream contract's order:
+    for a server that answered a stream request with one JSON body, or a cached answer."""
+    events: list[StreamEvent] = []
+    if response.thinking:
+        events.append(ThinkingDelta(response.thinking))
+    if response.content:
+        events.append(ContentDelta(response.content))
+    for index, call in enumerate(response.tool_calls):
+        events.append(ToolCallStarted(index, call.id, call.name))
+        events.append(ToolCallDelta(index, call.arguments_raw or json.dumps(call.arguments, ensure_ascii=False)))
+        events.append(ToolCallEnded(index, call))
+    if response.usage != Usage():  # the stream contract: usage only when the provider sent it
+        events.append(UsageEvent(response.usage))
+    events.append(FinishEvent(response.finish_reason))
+    return events

@@ -152,7 +152,7 @@ class AiLibSyncBatch(AiLibSync):
 
     name = "ai-lib-sync-batch"
     label = "ai-lib-sync BatchExecutor"
-    modules = ("ai_lib_sync.executor",)
+    modules = ("ai_lib_sync.batch",)
     scenarios = frozenset({"concurrency"})
     import_statements = ()
 

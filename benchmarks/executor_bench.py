@@ -14,7 +14,12 @@ not compete with the client for the GIL):
 - rpm: requests per minute achieved with ``rpm=600`` over 20 s, against the target;
 - storm: a server that answers 429 (retry-after 1 s) to everything for its first 3 s, with the
   adaptive limiter on and off: how many 429s the pool provoked;
-- sigint: seconds from SIGINT to ``client.batch`` returning its partial results.
+- sigint: seconds from SIGINT to ``client.batch`` returning its partial results;
+- failures (issue 9): 2,000 prompts at 64 workers against ``benchmarks/fake_server.py`` answering
+  3% random 429s (``Retry-After: 1``) and 3% random 500s, then 3% of items that always fail:
+  the openai SDK in a 64-thread ``ThreadPoolExecutor`` against the executor's ordered ``run``
+  and unordered ``as_completed`` in the same run, rounds interleaved, median wall time, ratio
+  to the SDK (goal <= 1.1).
 
 ``run_all(smoke)`` returns the rows (dicts) so other scripts can import and reuse them.
 """
@@ -152,7 +157,7 @@ def rss_child(items: int) -> dict[str, Any]:
     """Runs in a fresh process: ``map`` over a generator of ``items`` prompts, stub client."""
     import resource
 
-    from ai_lib_sync.executor import BatchExecutor
+    from ai_lib_sync.batch import BatchExecutor
     from ai_lib_sync.types import CallStats, ChatResponse, Usage
 
     class StubClient:
@@ -190,7 +195,7 @@ def bench_rss(items: int = 2_000_000) -> list[dict[str, Any]]:
 
 
 def bench_rpm(rpm: float = 600, seconds: float = 20.0, workers: int = 16) -> list[dict[str, Any]]:
-    from ai_lib_sync.executor import BatchExecutor
+    from ai_lib_sync.batch import BatchExecutor
 
     with serve(0.0) as url, _client(url) as client:
         done = []
@@ -211,7 +216,7 @@ def bench_rpm(rpm: float = 600, seconds: float = 20.0, workers: int = 16) -> lis
 def bench_storm(storm: float = 3.0, items: int = 256, workers: int = 32) -> list[dict[str, Any]]:
     import requests as http
 
-    from ai_lib_sync.executor import BatchExecutor
+    from ai_lib_sync.batch import BatchExecutor
 
     rows = []
     with serve(0.01, storm) as url:
@@ -246,8 +251,11 @@ SIGINT_CHILD = textwrap.dedent("""
     client = AiClient("openai/gpt-4o", base_url=sys.argv[1] + "/v1", api_key="sk-bench-000000", timeout=120)
     sys.stdout.write("READY\\n")
     sys.stdout.flush()
-    results = client.batch([client.chat().user(f"q{n}") for n in range(400)], max_workers=8)
-    print(json.dumps({"after_s": time.monotonic() - hit[0], "finished": sum(r is not None for r in results),
+    try:
+        results = client.batch([client.chat().user(f"q{n}") for n in range(400)], max_workers=8)
+    except KeyboardInterrupt as interrupted:  # re-raised after cleanup, carrying the results
+        results = interrupted.results
+    print(json.dumps({"after_s": time.monotonic() - hit[0], "finished": 400 - len(results.unfinished),
                       "interrupted": results.interrupted}))
 """)
 
@@ -269,6 +277,91 @@ def bench_sigint() -> list[dict[str, Any]]:
              "interrupted": report["interrupted"]}]
 
 
+# --- failures (issue 9) -----------------------------------------------------------------------
+
+
+def _openai_pool(base_url: str, prompts: list[str], workers: int) -> list[Any]:
+    """What a user of the openai SDK writes: one client, a thread pool, the SDK's own retries."""
+    import openai
+
+    client = openai.OpenAI(base_url=base_url, api_key="sk-bench-000000", max_retries=2, timeout=60)
+
+    def call(prompt: str) -> Any:
+        try:
+            reply = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": prompt}])
+            return reply.choices[0].message.content
+        except openai.APIError as error:
+            return error
+
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(call, prompts))
+    finally:
+        client.close()
+
+
+def _executor(base_url: str, prompts: list[str], workers: int, mode: str) -> list[Any]:
+    from ai_lib_sync import AiClient, BatchExecutor
+
+    with AiClient("openai/gpt-4o", base_url=base_url, api_key="sk-bench-000000", max_retries=2) as client:
+        with BatchExecutor(max_workers=workers, client=client, adaptive=mode != "fixed") as executor:
+            if mode == "unordered":
+                results: list[Any] = [None] * len(prompts)
+                for index, result in executor.as_completed(prompts):
+                    results[index] = result
+                return [getattr(r, "content", r) for r in results]
+            return [getattr(r, "content", r) for r in executor.run(prompts)]
+
+
+FAILURE_CONTENDERS = {
+    "openai SDK + ThreadPoolExecutor": lambda url, prompts, workers: _openai_pool(url, prompts, workers),
+    "executor run (ordered)": lambda url, prompts, workers: _executor(url, prompts, workers, "ordered"),
+    "executor as_completed (unordered)": lambda url, prompts, workers: _executor(url, prompts, workers, "unordered"),
+    "executor run, adaptive=False": lambda url, prompts, workers: _executor(url, prompts, workers, "fixed"),
+}
+
+
+def bench_failures(items: int = 2000, workers: int = 64, delay: float = 0.05, rounds: int = 3,
+                   faults: tuple[tuple[str, str], ...] = (("random 3% 429 + 3% 500", "p429=0.03,p500=0.03"),
+                                                          ("3% of items always 500", "poison=0.03"))
+                   ) -> list[dict[str, Any]]:
+    import importlib.util
+    import statistics
+
+    from benchmarks.fake_server import ServerProcess
+
+    names = [name for name in FAILURE_CONTENDERS
+             if not name.startswith("openai") or importlib.util.find_spec("openai") is not None]
+    rows = []
+    with ServerProcess() as server:
+        for label, fault in faults:
+            seconds: dict[str, list[float]] = {name: [] for name in names}
+            ok: dict[str, int] = {}
+            served: dict[str, dict[str, int]] = {}
+            for round_number in range(rounds):
+                prompts = [f"item {round_number}-{n}" for n in range(items)]
+                order = names[round_number % len(names):] + names[:round_number % len(names)]
+                for name in order:
+                    key = f"f{abs(hash((label, name, round_number))) % 10**8}"
+                    options = dict(item.split("=") for item in fault.split(","))
+                    url = server.url(key=key, delay=delay, seed=round_number, **options) + "/v1"
+                    started = time.perf_counter()
+                    results = FAILURE_CONTENDERS[name](url, prompts, workers)
+                    seconds[name].append(time.perf_counter() - started)
+                    ok[name] = sum(isinstance(r, str) for r in results)
+                    served[name] = server.stats(key)
+            baseline = statistics.median(seconds[names[0]]) if names[0].startswith("openai") else None
+            for name in names:
+                median = statistics.median(seconds[name])
+                row = {"name": f"failures: {label}, {items} x {delay * 1000:.0f} ms, {workers} workers, {name}",
+                       "seconds": round(median, 2), "ok": ok[name], "requests": served[name]["requests"],
+                       "429s": served[name]["limited"], "500s": served[name]["errors"]}
+                if baseline:
+                    row["x_openai"] = round(median / baseline, 2)
+                rows.append(row)
+    return rows
+
+
 # --- driver --------------------------------------------------------------------------------------
 
 
@@ -279,6 +372,7 @@ def run_all(smoke: bool = False, only: list[str] | None = None) -> list[dict[str
         "rpm": lambda: bench_rpm(1200, 2.0) if smoke else bench_rpm(),
         "storm": lambda: bench_storm(1.0, 64, 16) if smoke else bench_storm(),
         "sigint": bench_sigint,
+        "failures": lambda: bench_failures(400, 32, 0.05, 1) if smoke else bench_failures(),
     }
     rows: list[dict[str, Any]] = []
     for name, bench in plan.items():
@@ -300,7 +394,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="small numbers, a few seconds")
-    parser.add_argument("--only", nargs="*", choices=["waves", "rss", "rpm", "storm", "sigint"])
+    parser.add_argument("--only", nargs="*", choices=["waves", "rss", "rpm", "storm", "sigint", "failures"])
     parser.add_argument("--json", help="also write the rows to this file")
     parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

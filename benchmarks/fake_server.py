@@ -13,7 +13,15 @@ with nothing but a base URL::
 ``key`` names the run (connections and requests are counted per key: a connection belongs to
 the key of its first request); ``delay`` holds each response that many seconds; ``n`` is the
 number of content deltas in a stream; the first ``fails`` requests of the key get status
-``fail`` with ``Retry-After: retry_after``. ``GET /_stats/KEY`` answers the counts as JSON.
+``fail`` with ``Retry-After: retry_after``. ``p429`` and ``p500`` are probabilities of a random
+429 (with ``Retry-After: retry_after``, default 1) or 500 on any request (seeded per key by
+``seed``, so a run is repeatable); ``poison`` is the fraction of request bodies (chosen by a
+hash of the body, so retries of the same item fail too) that always get a 500.
+``GET /_stats/KEY`` answers the counts as JSON (``limited``/``errors``: 429s/500s served).
+``rpm`` and ``tpm`` enforce a rolling limit per key, as an account's: a request that would put
+more than ``rpm * window / 60`` requests, or ``tpm * window / 60`` tokens (each answer's
+``total_tokens``), into the last ``window`` seconds (default 60) gets a 429 whose
+``Retry-After`` is when the oldest counted request leaves the window.
 
 Run it as ``python -m benchmarks.fake_server``: it prints ``PORT <n>`` and serves until its
 standard input closes or ``--max-seconds`` pass, so it never outlives the benchmark.
@@ -24,10 +32,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import re
 import socket
 import sys
 import threading
+import time
+import zlib
 from collections import defaultdict
 from functools import lru_cache
 from typing import Any
@@ -112,8 +123,12 @@ def anthropic_response(stream_len: int | None) -> bytes:
 
 @lru_cache(maxsize=16)
 def error_response(status: int, retry_after: str, anthropic: bool) -> bytes:
-    if anthropic:
-        payload: dict = {"type": "error", "error": {"type": "rate_limit_error", "message": "Rate limited (benchmark)"}}
+    if status >= 500:
+        payload: dict = ({"type": "error", "error": {"type": "api_error", "message": "Internal error (benchmark)"}}
+                         if anthropic else {"error": {"message": "The server had an error (benchmark)",
+                                                      "type": "server_error", "param": None, "code": None}})
+    elif anthropic:
+        payload = {"type": "error", "error": {"type": "rate_limit_error", "message": "Rate limited (benchmark)"}}
     else:
         payload = {"error": {"message": "Rate limit reached for requests (benchmark)", "type": "requests",
                              "param": None, "code": "rate_limit_exceeded"}}
@@ -138,6 +153,10 @@ class Counters:
         self.accepted = 0
         self.connections: dict[str, int] = defaultdict(int)
         self.requests: dict[str, int] = defaultdict(int)
+        self.limited: dict[str, int] = defaultdict(int)
+        self.errors: dict[str, int] = defaultdict(int)
+        self.random: dict[str, random.Random] = {}
+        self.windows: dict[str, Any] = {}  # key -> deque of arrival times of accepted requests
 
 
 COUNTERS = Counters()
@@ -184,7 +203,8 @@ class HttpProtocol(asyncio.Protocol):
             key = path[8:]
             self.transport.write(_json_response(200, "OK", {
                 "accepted": COUNTERS.accepted, "connections": COUNTERS.connections.get(key, 0),
-                "requests": COUNTERS.requests.get(key, 0)}))
+                "requests": COUNTERS.requests.get(key, 0), "limited": COUNTERS.limited.get(key, 0),
+                "errors": COUNTERS.errors.get(key, 0)}))
             return
         options: dict[str, str] = {}
         if path.startswith("/b/"):
@@ -200,8 +220,16 @@ class HttpProtocol(asyncio.Protocol):
         if method != b"POST" or not (anthropic or path.endswith("/chat/completions")):
             self.transport.write(NOT_FOUND)
             return
-        if options.get("fail") and seen <= int(options.get("fails", "1")):
-            response = error_response(int(options["fail"]), options.get("retry_after", ""), anthropic)
+        status = self.failure(key, options, body, seen)
+        wait = self.rolling_limit(key, options) if not status and ("rpm" in options or "tpm" in options) else None
+        if wait is not None:
+            COUNTERS.limited[key] += 1
+            response = error_response(429, f"{wait:.3f}", anthropic)
+        elif status:
+            scripted = bool(options.get("fail")) and seen <= int(options.get("fails", "1"))
+            retry_after = options.get("retry_after", "" if scripted else "1")
+            response = error_response(status, retry_after if scripted or status == 429 else "", anthropic)
+            (COUNTERS.limited if status == 429 else COUNTERS.errors)[key] += 1
         else:
             stream_len = int(options.get("n", "100")) if _STREAM_FLAG.search(body) else None
             response = anthropic_response(stream_len) if anthropic else openai_response(stream_len)
@@ -210,6 +238,44 @@ class HttpProtocol(asyncio.Protocol):
             self.loop.call_later(delay, self._write, response)
         else:
             self.transport.write(response)
+
+    @staticmethod
+    def failure(key: str, options: dict[str, str], body: bytes, seen: int) -> int:
+        """The error status this request gets, or 0."""
+        if options.get("fail") and seen <= int(options.get("fails", "1")):
+            return int(options["fail"])
+        poison = float(options.get("poison", 0) or 0)
+        if poison and zlib.crc32(body) % 10_000 < poison * 10_000:
+            return 500
+        p429, p500 = float(options.get("p429", 0) or 0), float(options.get("p500", 0) or 0)
+        if p429 or p500:
+            rng = COUNTERS.random.get(key)
+            if rng is None:
+                rng = COUNTERS.random[key] = random.Random(f"{key}:{options.get('seed', '0')}")
+            draw = rng.random()
+            if draw < p429:
+                return 429
+            if draw < p429 + p500:
+                return 500
+        return 0
+
+    @staticmethod
+    def rolling_limit(key: str, options: dict[str, str]) -> float | None:
+        """Seconds until this key's rolling window has room (a 429), or None (counted, served)."""
+        from collections import deque
+
+        window = float(options.get("window", "60"))
+        max_requests = float(options.get("rpm", "inf")) * window / 60
+        per_request = USAGE["total_tokens"]
+        max_requests = min(max_requests, float(options.get("tpm", "inf")) * window / 60 / per_request)
+        now = time.monotonic()
+        log = COUNTERS.windows.setdefault(key, deque())
+        while log and log[0] <= now - window:
+            log.popleft()
+        if len(log) + 1 > max_requests:
+            return max(0.001, log[0] + window - now)
+        log.append(now)
+        return None
 
     def _write(self, data: bytes) -> None:
         if not self.transport.is_closing():

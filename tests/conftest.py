@@ -61,3 +61,20 @@ def seed_env(server, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-seed")
     monkeypatch.setenv("OPENAI_BASE_URL", server.base_url + "/v1")
     return server
+
+
+# --- the suite-wide secrets guard (tests/faults/secrets_guard.py) ------------------------------
+from tests.faults import secrets_guard as _secrets_guard  # noqa: E402
+
+_secrets_guard.install()
+secrets_guard = _secrets_guard.secrets_guard
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    leak = _secrets_guard.check_report(item, call)
+    if leak:
+        report = outcome.get_result()
+        report.outcome = "failed"
+        report.longrepr = f"a test key reached the exception that failed this test: {leak}"

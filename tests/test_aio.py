@@ -127,7 +127,7 @@ def test_builder_parameters_and_stream_result(seed_env):
 
     text, response, stats = asyncio.run(main())
     first = seed_env.requests[0].json
-    assert (first["temperature"], first["max_tokens"], first["top_p"]) == (0.9, 200, 0.95)
+    assert (first["temperature"], first["max_completion_tokens"], first["top_p"]) == (0.9, 200, 0.95)
     assert text == response.content == "Echo: one two"
     assert (response.provider, stats.provider, stats.total_tokens) == ("openai", "openai", 5)
 

@@ -198,14 +198,17 @@ def test_param_extras_go_to_additional_model_request_fields_or_the_top_level():
     }
 
 
-def test_json_schema_becomes_output_config_and_json_object_is_refused():
+def test_json_schema_is_a_forced_tool_where_the_model_has_no_native_structured_output():
     schema = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
     fmt = {"type": "json_schema", "json_schema": {"name": "person", "schema": schema}}
     body = encode(ChatRequest(MODEL, [Message.user("hi")], response_format=fmt)).body
-    assert body["outputConfig"] == {"textFormat": {"type": "json_schema", "structure": {
-        "jsonSchema": {"schema": json.dumps(schema), "name": "person"}}}}
-    with pytest.raises(InvalidRequestError, match="JSON schema"):
-        encode(ChatRequest(MODEL, [Message.user("hi")], response_format={"type": "json_object"}))
+    assert "outputConfig" not in body
+    assert body["toolConfig"] == {"tools": [{"toolSpec": {
+        "name": "ai_lib_sync_json_response",
+        "description": "Give the answer as a JSON object matching this input schema.",
+        "inputSchema": {"json": schema}}}], "toolChoice": {"tool": {"name": "ai_lib_sync_json_response"}}}
+    body = encode(ChatRequest(MODEL, [Message.user("hi")], response_format={"type": "json_object"})).body
+    assert body["toolConfig"]["tools"][0]["toolSpec"]["inputSchema"] == {"json": {"type": "object"}}
 
 
 def test_stream_request_uses_converse_stream_and_asks_for_the_event_stream():

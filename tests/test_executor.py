@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from ai_lib_sync import AiClient, BatchExecutor, ChatResponse
+from ai_lib_sync.batch import BatchResults, UnfinishedError
 from ai_lib_sync.errors import AiLibError, ConfigurationError, InvalidRequestError, ServerError
-from ai_lib_sync.executor import BatchResults
 from ai_lib_sync.testing import Reply, openai_echo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,7 +97,7 @@ def test_request_forms_and_mixed_providers(server, make_client, monkeypatch):
     path, body = bodies["dict"]
     assert path == "/v1/chat/completions"
     assert body == {"model": "gpt-4o", "messages": [{"role": "user", "content": "dict"}], "temperature": 0.2,
-                    "max_tokens": 50, "stop": ["END"], "seed": 7}
+                    "max_completion_tokens": 50, "stop": ["END"], "seed": 7}
     assert bodies["builder"][1]["messages"][0] == {"role": "system", "content": "be brief"}
     assert bodies["builder"][1]["temperature"] == 0.5
     assert bodies["other client"] == ("/other/v1/chat/completions", bodies["other client"][1])
@@ -154,15 +154,16 @@ def test_map_is_ordered_and_lazy_over_ten_million_items(server, make_client):
             next(pulled)
             yield f"p{number}"
 
-    with BatchExecutor(max_workers=4, client=client, max_in_flight=8) as executor:
+    with BatchExecutor(max_workers=4, client=client, max_in_flight=8, max_buffered=8) as executor:
         seen = []
         for result in executor.map(prompts()):
             seen.append(result.content)
             if len(seen) == 40:
                 break
     assert seen == [f"Echo: p{number}" for number in range(40)]
-    assert next(pulled) <= 40 + 8  # never more than the window ahead of the consumer
-    assert len(server.requests) <= 48
+    # never more than in-flight + buffered ahead of the consumer
+    assert next(pulled) <= 40 + 8 + 8
+    assert len(server.requests) <= 56
 
 
 def test_as_completed_yields_every_index_once(server, make_client):
@@ -234,7 +235,11 @@ def test_shutdown_cancel_returns_results_so_far(server, make_client):
     results = outcome[0]
     assert results.interrupted
     assert [r.content for r in results[:2]] == ["Echo: fast 0", "Echo: fast 1"]
-    assert results[2:] == [None] * 10
+    assert results.unfinished == list(range(2, 12))
+    assert all(isinstance(r, UnfinishedError) and r.kind == "connection" and r.retryable for r in results[2:])
+    # the README's loop stays safe
+    assert [r.content if not isinstance(r, Exception) else f"failed: {r.kind}" for r in results][-1] == \
+        "failed: connection"
     assert not batch_threads()
     assert len(server.requests) == 5  # aborted calls were not retried, queued ones never sent
 
@@ -263,11 +268,21 @@ SIGINT_SCRIPT = textwrap.dedent("""
     client = AiClient("openai/gpt-4o", base_url=server.base_url + "/v1", api_key="sk-test",
                       max_retries=2, timeout=120)
     prompts = [f"fast {i}" for i in range(5)] + [f"slow {i}" for i in range(20)]
-    results = client.batch([client.chat().user(p) for p in prompts], max_workers=4)
+    raised = False
+    if sys.argv[1] == "return":
+        results = client.batch([client.chat().user(p) for p in prompts], max_workers=4,
+                               on_interrupt="return")
+    else:
+        try:
+            client.batch([client.chat().user(p) for p in prompts], max_workers=4)
+        except KeyboardInterrupt as exc:  # re-raised after cleanup, carrying the results
+            raised, results = True, exc.results
     returned_after = time.monotonic() - interrupted_at[0]
     print(json.dumps({
+        "raised": raised,
         "interrupted": results.interrupted,
-        "contents": [getattr(r, "content", None) for r in results],
+        "contents": [r.content if not isinstance(r, Exception) else f"failed: {r.kind}" for r in results],
+        "unfinished": results.unfinished,
         "batch_threads": [t.name for t in threading.enumerate() if t.name.startswith("ai-lib-batch")],
         "returned_after_s": returned_after,
     }), flush=True)
@@ -275,9 +290,10 @@ SIGINT_SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-def test_ctrl_c_returns_results_so_far():
+@pytest.mark.parametrize("on_interrupt", ["raise", "return"])
+def test_ctrl_c_marks_unfinished_items_then_propagates(on_interrupt):
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    process = subprocess.Popen([sys.executable, "-c", SIGINT_SCRIPT], stdout=subprocess.PIPE,
+    process = subprocess.Popen([sys.executable, "-c", SIGINT_SCRIPT, on_interrupt], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     try:
         slow = 0
@@ -293,8 +309,10 @@ def test_ctrl_c_returns_results_so_far():
             process.wait()
     assert process.returncode == 0, err
     report = json.loads(out.strip().splitlines()[-1])
+    assert report["raised"] is (on_interrupt == "raise")
     assert report["interrupted"] is True
-    assert report["contents"] == [f"Echo: fast {i}" for i in range(5)] + [None] * 20
+    assert report["contents"] == [f"Echo: fast {i}" for i in range(5)] + ["failed: connection"] * 20
+    assert report["unfinished"] == list(range(5, 25))
     assert report["batch_threads"] == []
     print(f"batch returned {report['returned_after_s']:.3f}s after SIGINT")
 
@@ -474,3 +492,84 @@ def test_errors_are_ailiberrors_with_provider(server, make_client):
     [result] = client.batch([client.chat().user("boom")])
     assert isinstance(result, AiLibError) and result.kind == "server_error"
     assert (result.provider, result.model) == ("openai", "gpt-4o")
+
+
+# --- issue 9: custom_id, ordered buffering, retries and throttling in progress -----------------
+
+
+def test_custom_id_comes_back_and_is_never_sent(server, make_client, tmp_path):
+    server.handler = failing_echo
+    client = make_client("openai/gpt-4o", prefix="/v1")
+    items = [{"custom_id": "doc-1", "messages": [{"role": "user", "content": "hello"}]},
+             {"custom_id": 2, "messages": [{"role": "user", "content": "bad one"}]},
+             {"custom_id": "doc-3", "messages": []},  # invalid before any request
+             "no id"]
+    path = tmp_path / "rows.jsonl"
+    results = client.batch(items, max_workers=2, checkpoint=path)
+    assert [getattr(r, "custom_id", None) for r in results] == ["doc-1", 2, "doc-3", None]
+    assert results[0].content == "Echo: hello" and results[1].kind == "invalid_request"
+    assert results[2].kind == "invalid_request"
+    assert len(server.requests) == 3
+    for request in server.requests:
+        assert "custom_id" not in request.json
+        assert set(request.json) == {"model", "messages"}
+    rows = {row["index"]: row for row in map(json.loads, path.read_text().splitlines())}
+    assert (rows[0]["custom_id"], rows[1]["custom_id"], rows[2]["custom_id"]) == ("doc-1", 2, "doc-3")
+    assert "custom_id" not in rows[3]
+
+
+def test_ordered_results_do_not_stall_the_pool_behind_a_slow_item(server, make_client):
+    """Item 0 is held by the server; the two workers must keep serving every later item
+    meanwhile (their results wait in the buffer), not stop at the in-flight window."""
+    release = threading.Event()
+
+    def handler(request):
+        if prompt_of(request) == "p0":
+            release.wait(20)
+        return openai_echo(request)
+
+    server.handler = handler
+    client = make_client("openai/gpt-4o", prefix="/v1", timeout=30)
+    outcome = []
+    with BatchExecutor(max_workers=2, client=client, max_in_flight=2) as executor:
+        runner = threading.Thread(target=lambda: outcome.append(executor.run([f"p{i}" for i in range(40)])))
+        runner.start()
+        wait_until(lambda: len(server.requests) == 40)  # all others answered while p0 waits
+        assert not outcome
+        release.set()
+        runner.join(10)
+    assert [r.content for r in outcome[0]] == [f"Echo: p{i}" for i in range(40)]
+
+
+def test_progress_counts_retries_and_throttled_time(server, make_client):
+    limited = Reply(429, {"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}},
+                    headers={"retry-after-ms": "200"})
+    server.enqueue(limited, Reply(500, {"error": {"message": "oops", "type": "server_error"}}))
+    server.handler = openai_echo
+    client = make_client("openai/gpt-4o", prefix="/v1", max_retries=3)
+    with BatchExecutor(max_workers=1, client=client) as executor:
+        results = executor.run(["one", "two"])
+        final = executor.progress
+    assert [r.content for r in results] == ["Echo: one", "Echo: two"]
+    assert final.retries == 2
+    assert 0.19 <= final.throttled_s < 5  # the 429's Retry-After; the 500's backoff is not throttling
+    assert "retries=2" in final.summary() and "throttled=0." in final.summary()
+
+
+def test_checkpoint_rows_are_compact_and_resume_counts_tokens_and_cost(server, make_client, tmp_path):
+    server.handler = openai_echo
+    client = make_client("openai/gpt-4o", prefix="/v1")
+    path = tmp_path / "compact.jsonl"
+    first = client.batch([f"question {i}" for i in range(5)], checkpoint=path)
+    row = json.loads(path.read_text().splitlines()[0])
+    assert "raw" not in row and row["ok"] is True
+    assert set(row) >= {"index", "key", "content", "usage", "cost_usd", "model", "provider"}
+    progress = []
+    second = client.batch([f"question {i}" for i in range(5)], checkpoint=path, resume=True,
+                          on_progress=progress.append)
+    assert [r.content for r in second] == [r.content for r in first]
+    assert (progress[-1].resumed, progress[-1].succeeded) == (5, 0)
+    assert progress[-1].total_tokens == sum(r.usage.total_tokens for r in first) > 0
+    assert progress[-1].cost_usd == pytest.approx(5 * ((2 * 2.5 + 3 * 10.0) / 1e6))
+    client.batch(["question 0"], checkpoint=path, checkpoint_raw=True)
+    assert json.loads(path.read_text().splitlines()[0])["raw"]["choices"]

@@ -11,14 +11,14 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from ai_lib_sync.errors import ConfigurationError, QuotaExhaustedError, RateLimitError
-from ai_lib_sync.ratelimit import (
+from ai_lib_sync.batch.limits import (
     LimiterCancelled,
     Permit,
     RateLimiter,
     estimate_tokens,
     parse_reset,
 )
+from ai_lib_sync.errors import ConfigurationError, QuotaExhaustedError, RateLimitError
 from ai_lib_sync.testing import Reply, openai_echo
 from ai_lib_sync.types import ChatRequest, Message
 
@@ -107,34 +107,54 @@ def test_concurrency_cap(clock):
     assert limiter.in_flight == 0
 
 
-def test_429_holds_the_whole_pool_for_retry_after_and_halves_concurrency(clock):
+def storm(limiter: RateLimiter, count: int = 5, retry_after: float | None = 5.0) -> None:
+    """``count`` 429s in a row: enough to cross ``storm_share`` of recent answers."""
+    for _ in range(count):
+        limiter.observe(429, {}, RateLimitError("slow down", status_code=429, retry_after=retry_after))
+
+
+def test_a_few_429s_leave_the_pool_alone(clock):
+    """A provider that sheds random requests: each limited request waits its own Retry-After
+    (in the transport); the rest of the pool neither holds nor loses concurrency."""
     limiter = RateLimiter(max_concurrent=8, clock=clock)
-    error = RateLimitError("slow down", status_code=429, retry_after=5.0)
-    limiter.observe(429, {}, error, [OPENAI_NAMES])
-    assert limiter.try_acquire() == pytest.approx(5.0)
+    for number in range(300):  # 3% of answers are 429s, evenly spread
+        error = RateLimitError("x", status_code=429, retry_after=1.0) if number % 33 == 0 else None
+        limiter.observe(429 if error else 200, {}, error)
+        assert isinstance(limiter.try_acquire(), Permit)
+        limiter._release(0, None)
+    assert limiter.concurrency_limit == 8
+    assert limiter.rate_limited == 10 and limiter.holds == 0
+
+
+def test_a_429_storm_holds_the_pool_for_retry_after_then_recovers(clock):
+    limiter = RateLimiter(max_concurrent=8, clock=clock)
+    storm(limiter, 4)
+    assert isinstance(limiter.try_acquire(), Permit)  # four in a row: not yet a storm
+    limiter._release(0, None)
+    storm(limiter, 1)
+    assert limiter.try_acquire() == pytest.approx(5.0)  # held as long as the provider said
     assert limiter.concurrency_limit == 4
-    # A burst of simultaneous 429s cuts once, not to 1.
-    limiter.observe(429, {}, RateLimitError("again", retry_after=5.0))
+    storm(limiter, 3)  # the rest of a burst of simultaneous 429s cuts once, not to 1
     assert limiter.concurrency_limit == 4
     clock.advance(5.0)
     permits = [admit(limiter) for _ in range(4)]
     assert limiter.try_acquire() == math.inf
     for permit in permits:
         permit.release()
-    # Additive increase: one more slot after `limit` successes.
-    for _ in range(4):
+    # Slow start: one more slot per success, back to the cap the storm cut, and no further.
+    for expected in (5, 6, 7, 8, 8):
         limiter.observe(200, {}, None)
-    assert limiter.concurrency_limit == 5
+        assert limiter.concurrency_limit == expected
 
 
-def test_429_without_retry_after_backs_off_exponentially(clock):
+def test_429_storm_without_retry_after_backs_off_exponentially(clock):
     limiter = RateLimiter(max_concurrent=4, clock=clock)
-    limiter.observe(429, {}, RateLimitError("no hint"))
+    storm(limiter, 5, retry_after=None)
     assert limiter.try_acquire() == pytest.approx(1.0)
     clock.advance(1.0)
-    limiter.observe(429, {}, RateLimitError("no hint"))
+    storm(limiter, 1, retry_after=None)
     assert limiter.try_acquire() == pytest.approx(2.0)
-    assert limiter.snapshot()["rate_limited"] == 2
+    assert limiter.snapshot()["rate_limited"] == 6
 
 
 def test_quota_exhaustion_is_not_a_slow_down_signal(clock):
@@ -190,7 +210,7 @@ def test_adaptive_false_ignores_feedback(clock):
 
 def test_holds_are_capped_by_max_pause(clock):
     limiter = RateLimiter(max_pause=30, clock=clock)
-    limiter.observe(429, {}, RateLimitError("x", retry_after=3600))
+    storm(limiter, 5, retry_after=3600)
     assert limiter.try_acquire() == pytest.approx(30.0)
 
 
@@ -268,7 +288,7 @@ class RecordingLimiter(RateLimiter):
 
 def test_executor_feeds_real_responses_and_429s_to_the_limiter(server, make_client):
     """Every attempt, retries included, reaches the limiter with the manifest's header names."""
-    from ai_lib_sync.executor import BatchExecutor
+    from ai_lib_sync.batch import BatchExecutor
 
     limited = Reply(429, {"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}},
                     headers={"retry-after-ms": "10", "x-ratelimit-remaining-requests": "0",
@@ -286,12 +306,12 @@ def test_executor_feeds_real_responses_and_429s_to_the_limiter(server, make_clie
     assert limiter.seen[0][3] == [client.manifest.rate_limit_headers]
     assert limiter.rate_limited == 1
     assert limiter.admitted == 2  # the transport's retry was admitted through the limiter too
-    assert limiter.concurrency_limit == 2  # halved by the 429
+    assert limiter.concurrency_limit == 4  # one 429 is no storm
 
 
 def test_provider_headers_hold_the_pool(server, make_client):
     """A response saying no requests remain for 20 s holds every new start (state, not time)."""
-    from ai_lib_sync.executor import BatchExecutor
+    from ai_lib_sync.batch import BatchExecutor
 
     server.handler = lambda request: _with_headers(openai_echo(request), {
         "x-ratelimit-limit-requests": "60", "x-ratelimit-remaining-requests": "0",

@@ -109,3 +109,27 @@ def test_a_key_that_does_not_look_like_a_key_is_redacted_from_stream_error_frame
     for text in (str(caught.value), repr(caught.value), caught.value.body or "", str(caught.value.args)):
         assert odd_key not in text
     assert "revoked" in str(caught.value)
+
+
+def test_query_keys_stay_out_of_urllib3_debug_logs_and_chained_errors(server, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)  # every logger, urllib3's included
+    (tmp_path / "qkey.json").write_text(json.dumps({
+        "id": "qkey", "dialect": "openai_chat",
+        "endpoint": {"base_url": "https://unused.invalid", "chat_path": "/chat"},
+        "auth": {"type": "query", "query_param": "key", "env": ["QKEY"]}}))
+    server.enqueue(Reply(200, {"id": "c", "object": "chat.completion", "model": "m", "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}]}))
+    client = AiClient("qkey/m", api_key=KEY, base_url=server.base_url, manifests_dir=str(tmp_path), max_retries=0)
+    assert client.chat().user("hi").execute().content == "ok"
+    assert "urllib3.connectionpool" in {record.name for record in caplog.records}
+    assert KEY not in caplog.text
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    refused = AiClient("qkey/m", api_key=KEY, base_url=f"http://127.0.0.1:{port}", manifests_dir=str(tmp_path),
+                       max_retries=0)
+    with pytest.raises(AiLibError) as caught:
+        refused.chat().user("hi").execute()
+    error = caught.value
+    assert error.__context__ is None and error.__cause__ is None  # no requests exception, no headers
+    _assert_clean(error, caplog)

@@ -59,7 +59,8 @@ def test_parameters(seed_env):
         .top_p(0.95) \
         .execute()
     body = seed_env.last.json
-    assert (body["temperature"], body["max_tokens"], body["top_p"]) == (0.9, 200, 0.95)
+    # OpenAI's reference deprecates max_tokens: the same .max_tokens(200) goes out as max_completion_tokens.
+    assert (body["temperature"], body["max_completion_tokens"], body["top_p"]) == (0.9, 200, 0.95)
 
 
 def test_streaming(seed_env, capsys):

@@ -15,7 +15,7 @@ import json
 
 import pytest
 
-from ai_lib_sync.checkpoint import response_from_dict, response_to_dict
+from ai_lib_sync.batch.checkpoint import response_from_dict, response_to_dict
 from ai_lib_sync.dialects import get_dialect
 from ai_lib_sync.manifest import load_manifest, search_dirs
 from ai_lib_sync.testing import Reply

@@ -18,6 +18,7 @@ from typing import Any
 
 _MODULES = {
     "openai_chat": "openai",
+    "openai_responses": "openai_responses",
     "anthropic_messages": "anthropic",
     "gemini": "gemini",
     "cohere_v2": "cohere",

@@ -21,6 +21,21 @@ Decisions the documentation leaves to us:
   ``thinking_delta`` and ``signature_delta``), and an assistant message carrying them sends
   them first, before its text and ``tool_use`` blocks, as the docs' "preserving thinking
   blocks" requires. Blocks of other shapes (another dialect's) are not sent.
+- ``.reasoning(effort, budget_tokens)`` -> ``thinking: {"type": "enabled", "budget_tokens": N}``
+  (https://docs.claude.com/en/docs/build-with-claude/extended-thinking), unless the manifest's
+  ``params.reasoning.body`` says otherwise (DeepSeek's endpoint takes ``output_config.effort``).
+  An effort alone becomes a budget: low 1024 (the documented minimum), medium 8192, high 24576
+  (``params.reasoning.budgets`` overrides). ``max_tokens`` must exceed the budget: a smaller
+  explicit one is refused before any I/O, a missing one becomes budget + the default 4096. With
+  thinking on, temperature is refused and top_p narrowed to 0.95..1 (manifest ``model_rules``),
+  and a forced tool (``tool_choice`` required or a name, or JSON output through the forced tool)
+  is refused: the docs allow only ``auto`` and ``none`` with thinking.
+
+Stop reasons: ``end_turn``/``stop_sequence`` -> stop, ``max_tokens`` and
+``model_context_window_exceeded`` -> length, ``tool_use`` -> tool_calls, ``refusal`` ->
+content_filter with ``response.refusal`` set (the text given before the refusal, else a note
+that says so), ``pause_turn`` -> other: a server-tool turn paused before it finished; send the
+response back as the assistant turn (``response.to_message()``) to let it continue.
 """
 
 from __future__ import annotations
@@ -28,7 +43,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..dicts import deep_merge
 from ..errors import InvalidRequestError, make_error
+from ..params import reasoning_fields
+from ..structured import closed_schema
 from ..types import (
     ChatRequest,
     ChatResponse,
@@ -55,6 +73,7 @@ from .base import (
     chat_path,
     chat_query,
     classify,
+    embedded_status,
     extract_error,
     json_or_none,
     with_tool_calls,
@@ -65,6 +84,8 @@ from .base import (
 JSON_TOOL = "ai_lib_sync_json_response"
 FALLBACK_MAX_TOKENS = 4096  # max_tokens is required; manifests set params.defaults.max_tokens
 REASONING_TYPES = ("thinking", "redacted_thinking")  # echoed back unchanged, signature and all
+DEFAULT_REASONING_BODY = {"thinking": {"type": "enabled", "budget_tokens": "{budget_tokens}"}}
+REFUSAL_NOTE = "the model declined to answer (stop_reason refusal)"
 
 STOP_REASONS = {
     "end_turn": "stop", "stop_sequence": "stop", "pause_turn": "other",
@@ -174,7 +195,8 @@ def encode_response_format(request: ChatRequest, manifest: Any, model: str, body
     schema = spec.get("schema") or {"type": "object"}
     capabilities = manifest.model_info(model).get("capabilities", ())
     if kind == "json_schema" and "json_schema" in capabilities:
-        body["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
+        # Native structured outputs require every object closed (additionalProperties false).
+        body["output_config"] = {"format": {"type": "json_schema", "schema": closed_schema(schema)}}
         return
     if request.tool_choice not in (None, "auto"):
         raise InvalidRequestError(
@@ -202,7 +224,10 @@ def decode_usage(usage: dict[str, Any] | None) -> Usage | None:
 def error_info(status: int | None, body: bytes | str, manifest: Any) -> ErrorInfo:
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     fallback = text.strip()[:500] or f"HTTP {status}"
-    message, err_type, code = extract_error(json_or_none(text), fallback)
+    payload = json_or_none(text)
+    message, err_type, code = extract_error(payload, fallback)
+    if status is None or status < 400:  # an error event may carry its own status
+        status = embedded_status(payload) or status
     kind = classify(status, message, err_type, code, manifest, ERROR_RULES)
     return ErrorInfo(kind, message, code or err_type, err_type)  # the type is Anthropic's only code
 
@@ -234,6 +259,14 @@ class AnthropicMessagesDialect:
         if request.tool_choice is not None and (request.tools or request.tool_choice not in ("auto", "none")):
             body["tool_choice"] = encode_tool_choice(request.tool_choice)
         encode_response_format(request, manifest, model, body)
+        thinking = reasoning_fields(request, manifest, model, DEFAULT_REASONING_BODY)
+        if thinking:
+            forced = (body.get("tool_choice") or {}).get("type") in ("any", "tool")
+            if forced:
+                raise InvalidRequestError(
+                    f"{manifest.id}/{model}: extended thinking works only with tool_choice 'auto' or 'none' "
+                    "(a forced tool, or JSON output sent as one, is refused by the API): drop one of them")
+            body.update(deep_merge(body, thinking))  # output_config may hold both format and effort
         if stream:
             body["stream"] = True
         body.update(request.extra)
@@ -263,10 +296,12 @@ class AnthropicMessagesDialect:
                 text.append(json.dumps(block.get("input") or {}, ensure_ascii=False))
             elif kind == "tool_use":
                 calls.append(ToolCall.from_raw(block.get("id") or "", block.get("name") or "", block.get("input") or {}))
+        refused = payload.get("stop_reason") == "refusal"
         return ChatResponse(
             content="".join(text),
             tool_calls=calls,
             finish_reason=map_stop_reason(payload.get("stop_reason"), bool(calls)),
+            refusal=("".join(text) or REFUSAL_NOTE) if refused else None,
             usage=decode_usage(payload.get("usage")) or Usage(),
             model=payload.get("model") or model,
             provider=manifest.id,
@@ -282,6 +317,26 @@ class AnthropicMessagesDialect:
     def classify_error(self, status: int | None, headers: Any, body: bytes, manifest: Any) -> ErrorInfo:
         return error_info(status, body, manifest)
 
+    def encode_batch_item(self, request: ChatRequest, manifest: Any, model: str, custom_id: str,
+                          spec: dict[str, Any]) -> dict[str, Any]:
+        """One Message Batches request: ``{"custom_id", "params"}``, params being the very body
+        a direct ``/v1/messages`` call sends."""
+        return {"custom_id": custom_id, "params": self.encode_request(request, manifest, model, False).body}
+
+    def decode_batch_item(self, line: dict[str, Any], manifest: Any, model: str,
+                          ) -> tuple[str | None, ChatResponse | ErrorInfo, int | None]:
+        """One results line: ``{"custom_id", "result": {"type": "succeeded", "message"} |
+        {"type": "errored", "error"} | {"type": "canceled"} | {"type": "expired"}}``."""
+        result = line.get("result") or {}
+        kind = result.get("type")
+        if kind == "succeeded":
+            message = json.dumps(result.get("message") or {}).encode()
+            return line.get("custom_id"), self.decode_response(message, manifest, model), None
+        if kind == "errored":
+            return line.get("custom_id"), error_info(None, json.dumps(result.get("error") or {}), manifest), None
+        code = {"canceled": "batch_cancelled", "expired": "batch_expired"}.get(kind or "", kind)
+        return line.get("custom_id"), ErrorInfo("server_error", f"the batch request was {kind}", code), None
+
 
 class AnthropicStreamDecoder(StreamDecoder):
     """Named SSE events -> unified events. Content blocks are tracked by their block index;
@@ -296,6 +351,12 @@ class AnthropicStreamDecoder(StreamDecoder):
         self.tool_count = 0
         self.usage: dict[str, Any] = {}
         self.stop_reason: str | None = None
+        self.text: list[str] = []  # kept for ``refusal``
+
+    @property
+    def refusal(self) -> str | None:
+        """Set when the stream stopped with ``refusal``, read by the client for final_response()."""
+        return ("".join(self.text) or REFUSAL_NOTE) if self.stop_reason == "refusal" else None
 
     def feed(self, event: str | None, data: Any) -> list[StreamEvent]:
         if self.done:
@@ -352,6 +413,7 @@ class AnthropicStreamDecoder(StreamDecoder):
         delta = payload.get("delta") or {}
         kind = delta.get("type")
         if kind == "text_delta" and delta.get("text"):
+            self.text.append(delta["text"])
             return [ContentDelta(delta["text"])]
         if kind in ("thinking_delta", "signature_delta"):
             field = kind.removesuffix("_delta")  # "thinking" or "signature"

@@ -119,12 +119,24 @@ COMMON_RULES: list[dict[str, Any]] = [
     {"code": "^(insufficient_quota|billing_hard_limit_reached|billing_not_active|payment_required)$", "kind": "quota_exhausted"},
     {"message": "insufficient.?(quota|balance|credits?)|exceeded your current quota|billing|out of credits|payment required|balance is insufficient|arrearage", "kind": "quota_exhausted"},
     {"code": "^(context_length_exceeded|string_above_max_length)$", "kind": "context_length"},
-    {"message": "context.?length|context window|maximum context|too many tokens|prompt is too long|input is too long|reduce the length|exceeds the (model's )?(maximum|max)", "kind": "context_length"},
+    # llama.cpp: 400 {"type": "exceed_context_size_error", "message": "request (1290 tokens) exceeds
+    # the available context size (1024 tokens), ..."}, on /v1/chat/completions and /v1/messages alike.
+    {"type": "^exceed_context_size_error$", "kind": "context_length"},
+    # vLLM ("maximum context length is", "longer than the maximum model length"), Ollama ("the
+    # input length exceeds the context length"), Bedrock ("Input is too long for requested
+    # model"), Cohere ("too many tokens: size limit exceeded"), llama.cpp (above).
+    {"message": "context.?length|context window|maximum context|too many tokens|prompt is too long|prompt too long|"
+                "input is too long|reduce the length|exceeds the (model's )?(maximum|max)|available context size|"
+                "maximum model length|exceed_context_size", "kind": "context_length"},
     {"code": "^(content_filter|content_policy_violation|content_filtered)$", "kind": "content_filter"},
+    {"type": "^(content_filter|content_policy_violation)$", "kind": "content_filter"},
     {"message": "content (management )?policy|content filter|safety system|flagged as (unsafe|inappropriate)", "kind": "content_filter"},
     {"code": "^(invalid_api_key|invalid_key|unauthorized|authentication_error)$", "kind": "authentication"},
     {"type": "^(authentication_error|invalid_api_key)$", "kind": "authentication"},
     {"code": "^(model_not_found|not_found)$", "kind": "not_found"},
+    # "model not found" often comes as a 400 (OpenAI-compatible servers, DeepSeek "Model Not Exist").
+    {"message": r"\bmodel\b.{0,120}\b(not found|does not exist|not exist|is not (available|supported|a valid model))|"
+                r"no such model|unknown model|model.not.found|invalid model (name|id)", "kind": "not_found"},
     {"type": "^(rate_limit_error|rate_limit_exceeded|requests|tokens)$", "kind": "rate_limited"},
     {"type": "^(overloaded_error|server_overloaded)$", "kind": "overloaded"},
     {"type": "^(server_error|api_error|internal_server_error)$", "kind": "server_error"},
@@ -150,18 +162,69 @@ def _matches(rule: dict[str, Any], status: int | None, message: str, err_type: s
     return True
 
 
+# The kinds a rule may refine an HTTP status into. The status decides first: a 429 is never
+# context_length, whatever its message says ("too many tokens" per minute); a message or code
+# only chooses among the kinds its status can mean. Statuses not listed (2xx error frames in a
+# stream, provider-specific 498/499, ...) may be anything. A manifest rule that names a
+# ``status`` is trusted as written.
+STATUS_REFINEMENTS: dict[int, frozenset[str]] = {
+    # 400 is overloaded by providers: Gemini sends a bad key, Bedrock ServiceQuotaExceeded
+    # (throttling), DashScope arrears as 400. Only the server-side kinds are excluded.
+    400: frozenset({"invalid_request", "context_length", "content_filter", "not_found", "quota_exhausted",
+                    "authentication", "permission", "rate_limited"}),
+    401: frozenset({"authentication", "permission", "quota_exhausted"}),
+    402: frozenset({"quota_exhausted"}),
+    403: frozenset({"permission", "authentication", "quota_exhausted", "content_filter", "not_found"}),
+    404: frozenset({"not_found"}),
+    408: frozenset({"timeout"}),
+    413: frozenset({"context_length", "invalid_request"}),
+    422: frozenset({"invalid_request", "context_length", "content_filter", "not_found"}),
+    429: frozenset({"rate_limited", "quota_exhausted", "overloaded"}),
+}
+# A 5xx is never a caller mistake, whatever its message says.
+_NOT_5XX = frozenset({"invalid_request", "not_found", "authentication", "permission"})
+
+
+def status_allows(status: int | None, kind: str) -> bool:
+    """Whether a rule may turn an error of HTTP ``status`` into ``kind``."""
+    if status is None or status < 400:
+        return True
+    if status >= 500:
+        # 503/529 mean "overloaded" whatever generic error type the body names.
+        return kind not in _NOT_5XX and not (status in (503, 529) and kind == "server_error")
+    allowed = STATUS_REFINEMENTS.get(status)
+    return allowed is None or kind in allowed
+
+
+def embedded_status(payload: Any) -> int | None:
+    """The HTTP status an error body or stream frame carries itself (``"status_code": 429``,
+    ``"status": 503``, ``"error": {"code": 400}``), when it is one; else None."""
+    if isinstance(payload, list) and payload:
+        payload = payload[0]
+    if not isinstance(payload, dict):
+        return None
+    error = payload.get("error")
+    for node, key in ((payload, "status_code"), (payload, "status"), (error, "status_code"), (error, "status"),
+                      (error, "code")):
+        value = node.get(key) if isinstance(node, dict) else None
+        if isinstance(value, str) and value.isdigit():
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool) and 400 <= value < 600:
+            return value
+    return None
+
+
 def classify(status: int | None, message: str, err_type: str | None, code: str | None,
              manifest: Any, dialect_rules: list[dict[str, Any]] = ()) -> str:
-    """First matching rule wins: the manifest's, then the dialect's, then the common ones,
-    then the HTTP status. Rules for a 2xx/None status only come from error frames in streams."""
-    for rule in (*manifest.errors.get("rules", ()), *dialect_rules, *COMMON_RULES):
+    """First matching rule the HTTP status allows wins: the manifest's, then the dialect's,
+    then the common ones; else the status alone decides. Without a status (an error frame in a
+    stream that carries none) every rule applies."""
+    manifest_rules = manifest.errors.get("rules", ())
+    for position, rule in enumerate((*manifest_rules, *dialect_rules, *COMMON_RULES)):
         if _matches(rule, status, message, err_type, code):
             kind = rule["kind"]
-            # A 5xx is never a caller mistake, whatever its message says.
-            if status and status >= 500 and kind in ("invalid_request", "not_found", "authentication"):
-                continue
-            # 503/529 mean "overloaded" whatever generic error type the body names.
-            if status in (503, 529) and kind == "server_error":
-                continue
-            return kind
+            if position < len(manifest_rules) and "status" in rule:
+                return kind
+            if status_allows(status, kind):
+                return kind
     return kind_for_status(status)

@@ -16,11 +16,19 @@ Request mapping (decisions where the docs leave a choice):
   ``{"tool": {"name"}}``; ``"none"`` has no Converse equivalent, so the tools are left out, unless
   the history holds tool blocks (Converse then requires ``toolConfig``): the tools are sent
   without ``toolChoice``;
-- ``response_format`` json_schema -> ``outputConfig.textFormat``; json_object is refused;
+- ``response_format`` json_schema -> ``outputConfig.textFormat`` on models whose manifest entry
+  lists ``json_schema``, else (and for json_object) a forced tool whose input is decoded back
+  into ``content`` (see ``encode_structured_output``);
 - ``param(name, value)``: names that are top-level Converse fields (``guardrailConfig``,
   ``additionalModelRequestFields``, ...) go to the top level (dicts merged over ours); every
   other name goes into ``additionalModelRequestFields`` (``param("top_k", 50)``, Anthropic's
   ``param("thinking", {...})``).
+
+Reasoning: ``.reasoning(effort, budget_tokens)`` goes into ``additionalModelRequestFields`` as
+the manifest's ``params.model_rules`` say per model family (Claude:
+``{"thinking": {"type": "enabled", "budget_tokens": N}}``, ``inferenceConfig.maxTokens`` above the
+budget; https://docs.aws.amazon.com/bedrock/latest/userguide/claude-messages-extended-thinking.html);
+a model without a documented control refuses it before any I/O.
 
 Response: ``text`` blocks -> content, ``reasoningContent`` -> thinking, ``toolUse`` -> tool
 calls; usage ``prompt = inputTokens + cacheReadInputTokens + cacheWriteInputTokens`` (Bedrock
@@ -45,9 +53,12 @@ import json
 import uuid
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from ..errors import InvalidRequestError, make_error
 from ..eventstream import EXCEPTION
+from ..params import reasoning_fields
+from ..structured import closed_schema
 from ..types import (
     ChatRequest,
     ChatResponse,
@@ -66,6 +77,7 @@ from ..types import (
     Usage,
     UsageEvent,
 )
+from .anthropic import JSON_TOOL
 from .base import (
     ErrorInfo,
     HttpRequest,
@@ -111,6 +123,8 @@ RULES: list[dict[str, Any]] = [
     {"type": r"^ResourceNotFoundException$", "kind": "not_found"},
     {"type": r"^(ThrottlingException|ServiceQuotaExceededException|TooManyRequestsException)$",
      "kind": "rate_limited"},
+    # A body without its x-amzn-errortype header (a 200 from a proxy): the documented message.
+    {"message": r"^too many (requests|tokens)", "kind": "rate_limited"},
     {"type": r"^ModelTimeoutException$", "kind": "timeout"},
     {"type": r"^(ServiceUnavailableException|ServiceUnavailable|ModelNotReadyException)$", "kind": "overloaded"},
     {"type": r"^(InternalServerException|InternalFailure|ModelErrorException|ModelStreamErrorException)$",
@@ -121,6 +135,11 @@ RULES: list[dict[str, Any]] = [
 def map_stop_reason(reason: str | None, has_tool_calls: bool) -> str:
     mapped = STOP_REASONS.get(reason or "", "other" if reason else "stop")
     return with_tool_calls(mapped, has_tool_calls)
+
+
+def structured_finish(finish_reason: str, used_json_tool: bool, has_tool_calls: bool) -> str:
+    """A turn that only filled the forced JSON tool is an answer: ``stop``, not ``tool_calls``."""
+    return "stop" if used_json_tool and not has_tool_calls and finish_reason == "tool_calls" else finish_reason
 
 
 def new_tool_use_id() -> str:
@@ -225,20 +244,38 @@ def encode_tool_config(request: ChatRequest, turns: list[dict[str, Any]]) -> dic
     return config
 
 
-def encode_output_config(response_format: dict[str, Any] | None) -> dict[str, Any] | None:
-    kind = (response_format or {}).get("type")
-    if kind in (None, "text"):
-        return None
-    if kind != "json_schema":
+def encode_structured_output(request: ChatRequest, manifest: Any, model: str, body: dict[str, Any]) -> None:
+    """``response_format`` json_schema -> native ``outputConfig.textFormat`` where the manifest
+    lists ``json_schema`` among the model's capabilities (AWS documents it for some models
+    only: https://docs.aws.amazon.com/bedrock/latest/userguide/structured-output.html);
+    otherwise, and for json_object, one tool named ``JSON_TOOL`` forced with ``toolChoice``,
+    whose input comes back as ``content`` (JSON text), as on Anthropic's API."""
+    response_format = request.response_format or {}
+    kind = response_format.get("type")
+    if kind not in ("json_schema", "json_object"):
+        return
+    spec = response_format.get("json_schema") or {}
+    schema = spec.get("schema") or {"type": "object"}
+    if kind == "json_schema" and "json_schema" in manifest.model_info(model).get("capabilities", ()):
+        definition: dict[str, Any] = {"schema": json.dumps(closed_schema(schema))}
+        for name in ("name", "description"):
+            if spec.get(name):
+                definition[name] = spec[name]
+        body["outputConfig"] = {"textFormat": {"type": "json_schema", "structure": {"jsonSchema": definition}}}
+        return
+    if request.tool_choice not in (None, "auto"):
         raise InvalidRequestError(
-            "Bedrock Converse supports structured output only as a JSON schema: use "
-            ".json_schema(schema) or response_format={'type': 'json_schema', ...}")
-    spec = response_format["json_schema"]  # type: ignore[index]
-    definition: dict[str, Any] = {"schema": json.dumps(spec.get("schema", {}))}
-    for name in ("name", "description"):
-        if spec.get(name):
-            definition[name] = spec[name]
-    return {"textFormat": {"type": "json_schema", "structure": {"jsonSchema": definition}}}
+            f"{manifest.id}/{model}: response_format {kind} is sent as a forced tool on this model, "
+            f"so it cannot be combined with tool_choice {request.tool_choice!r}")
+    if request.reasoning is not None:
+        raise InvalidRequestError(
+            f"{manifest.id}/{model}: response_format {kind} is sent as a forced tool on this model, "
+            "and a forced tool cannot be combined with reasoning: drop one of them")
+    description = spec.get("description") or "Give the answer as a JSON object matching this input schema."
+    config = body.setdefault("toolConfig", {"tools": []})
+    config["tools"].append({"toolSpec": {"name": JSON_TOOL, "description": description,
+                                         "inputSchema": {"json": schema}}})
+    config["toolChoice"] = {"tool": {"name": JSON_TOOL}}
 
 
 class BedrockConverseDialect:
@@ -258,10 +295,10 @@ class BedrockConverseDialect:
         tool_config = encode_tool_config(request, turns)
         if tool_config:
             body["toolConfig"] = tool_config
-        output_config = encode_output_config(request.response_format)
-        if output_config:
-            body["outputConfig"] = output_config
-        extra_model_fields = {}
+        encode_structured_output(request, manifest, model, body)
+        # .reasoning(): the manifest's per-model template (Claude: ``thinking``), sent in
+        # additionalModelRequestFields like any model-specific field.
+        extra_model_fields = dict(reasoning_fields(request, manifest, model, None))
         for name, value in request.extra.items():
             if name not in TOP_LEVEL_FIELDS:
                 extra_model_fields[name] = value
@@ -280,11 +317,18 @@ class BedrockConverseDialect:
         payload = json.loads(body)
         if not isinstance(payload, dict):
             raise make_error("server_error", f"expected a JSON object, got {type(payload).__name__}", provider=manifest.id)
+        if "output" not in payload and _is_error_body(payload):
+            # A 2xx whose body is an exception ({"message"}, maybe "__type"), as a proxy or an
+            # exception frame turned into JSON delivers it: the error, not an empty answer.
+            info = self.classify_error(None, {}, body, manifest)
+            raise make_error(info.kind, info.message, code=info.code, provider=manifest.id,
+                             body=body.decode("utf-8", "replace"))
         message = (payload.get("output") or {}).get("message") or {}
         texts: list[str] = []
         thinking: list[str] = []
         calls: list[ToolCall] = []
         reasoning_blocks = [dict(block) for block in message.get("content") or () if echoable(block)]
+        used_json_tool = False
         for block in message.get("content") or ():
             if not isinstance(block, dict):
                 continue
@@ -294,6 +338,10 @@ class BedrockConverseDialect:
                 reasoning = (block["reasoningContent"] or {}).get("reasoningText") or {}
                 if reasoning.get("text"):
                     thinking.append(reasoning["text"])
+            elif "toolUse" in block and (block["toolUse"] or {}).get("name") == JSON_TOOL:
+                used_json_tool = True
+                structured = (block["toolUse"] or {}).get("input")
+                texts.append(json.dumps(structured if structured is not None else {}, ensure_ascii=False))
             elif "toolUse" in block:
                 use = block["toolUse"] or {}
                 calls.append(ToolCall.from_raw(use.get("toolUseId") or new_tool_use_id(), use.get("name", ""),
@@ -301,7 +349,8 @@ class BedrockConverseDialect:
         return ChatResponse(
             content="".join(texts),
             tool_calls=calls,
-            finish_reason=map_stop_reason(payload.get("stopReason"), bool(calls)),
+            finish_reason=structured_finish(map_stop_reason(payload.get("stopReason"), bool(calls)),
+                                            used_json_tool, bool(calls)),
             usage=decode_usage(payload.get("usage")) or Usage(),
             model=model,
             provider=manifest.id,
@@ -320,6 +369,19 @@ class BedrockConverseDialect:
         err_type = _header(headers, "x-amzn-errortype") or payload.get("__type") or payload.get("code")
         message = payload.get("message") or payload.get("Message") or text.strip()[:500] or f"HTTP {status}"
         return classify_bedrock(status, str(message), err_type, manifest)
+
+    def encode_embeddings(self, texts: list[str], manifest: Any, model: str, spec: dict[str, Any], *,
+                          dimensions: int | None = None, input_type: str | None = None,
+                          extra: dict[str, Any] | None = None) -> HttpRequest:
+        return encode_bedrock_embeddings(texts, manifest, model, spec, dimensions, input_type, extra)
+
+    def decode_embeddings(self, body: bytes, headers: Any, manifest: Any, model: str,
+                          spec: dict[str, Any]) -> tuple[list[list[float]], int | None, str | None]:
+        return decode_bedrock_embeddings(body, headers, manifest, spec)
+
+
+def _is_error_body(payload: dict[str, Any]) -> bool:
+    return any(isinstance(payload.get(key), str) for key in ("message", "Message", "__type"))
 
 
 def _header(headers: Any, name: str) -> str | None:
@@ -363,6 +425,7 @@ class BedrockStreamDecoder(StreamDecoder):
         self.manifest = manifest
         self.done = False
         self.calls: dict[Any, dict[str, Any]] = {}  # contentBlockIndex -> call state
+        self.json_blocks: set[Any] = set()  # blocks of the forced JSON tool: streamed as content
         self.reasoning: dict[Any, dict[str, Any]] = {}  # contentBlockIndex -> reasoning fragments
         self.call_count = 0
         self.stop_reason: str | None = None
@@ -379,7 +442,9 @@ class BedrockStreamDecoder(StreamDecoder):
         events: list[StreamEvent] = []
         if event == "contentBlockStart":
             use = (data.get("start") or {}).get("toolUse")
-            if isinstance(use, dict):
+            if isinstance(use, dict) and use.get("name") == JSON_TOOL:
+                self.json_blocks.add(data.get("contentBlockIndex"))
+            elif isinstance(use, dict):
                 self._open(data.get("contentBlockIndex"), use, events)
         elif event == "contentBlockDelta":
             self._delta(data.get("contentBlockIndex"), data.get("delta") or {}, events)
@@ -420,7 +485,12 @@ class BedrockStreamDecoder(StreamDecoder):
             if isinstance(reasoning.get("text"), str) and reasoning["text"]:
                 events.append(ThinkingDelta(reasoning["text"]))
         use = delta.get("toolUse")
-        if isinstance(use, dict):
+        if isinstance(use, dict) and block_index in self.json_blocks:
+            fragment = use.get("input")
+            fragment = json.dumps(fragment) if isinstance(fragment, dict) else fragment
+            if fragment:
+                events.append(ContentDelta(fragment))
+        elif isinstance(use, dict):
             call = self.calls.get(block_index) or self._open(block_index, {}, events)
             fragment = use.get("input")
             if isinstance(fragment, dict):
@@ -456,7 +526,8 @@ class BedrockStreamDecoder(StreamDecoder):
         events: list[StreamEvent] = []
         if self.usage is not None:
             events.append(UsageEvent(self.usage))
-        events.append(FinishEvent(map_stop_reason(self.stop_reason, bool(self.calls))))
+        finish = map_stop_reason(self.stop_reason, bool(self.calls))
+        events.append(FinishEvent(structured_finish(finish, bool(self.json_blocks), bool(self.calls))))
         return events
 
     def finish(self) -> list[StreamEvent]:
@@ -465,6 +536,63 @@ class BedrockStreamDecoder(StreamDecoder):
         if self.stop_reason is not None:  # messageStop came, metadata did not: still a whole answer
             return self._end()
         raise make_error("stream_interrupted", "the stream ended before messageStop", provider=self.manifest.id)
+
+
+# --- embeddings: InvokeModel with the model's own body ------------------------------------------
+# https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_InvokeModel.html
+# Titan Text Embeddings v2: https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-titan-embed-text.html
+# Cohere Embed: https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-embed.html
+
+
+def encode_bedrock_embeddings(texts: list[str], manifest: Any, model: str, spec: dict[str, Any],
+                              dimensions: int | None, input_type: str | None,
+                              extra: dict[str, Any] | None) -> HttpRequest:
+    """``POST /model/{modelId}/invoke``. The manifest's per-model ``format`` picks the body:
+    ``titan`` (one ``inputText`` per request, ``dimensions``) or ``cohere`` (``texts``, the
+    required ``input_type``, ``output_dimension`` on Embed v4)."""
+    body_format = spec.get("format")
+    body: dict[str, Any]
+    if body_format == "titan":
+        if len(texts) != 1:
+            raise InvalidRequestError("Titan Text Embeddings takes one text per request")
+        body = {"inputText": texts[0]}
+    elif body_format == "cohere":
+        body = {"texts": list(texts)}
+        if input_type is not None:
+            body[spec["input_type"]["field"]] = input_type
+    else:
+        raise InvalidRequestError(f"{manifest.id}: no embeddings body format for model {model!r} "
+                                  "(the manifest's embeddings.models names 'titan' or 'cohere' formats)")
+    if dimensions is not None:
+        body[spec.get("dimensions") or "dimensions"] = dimensions
+    body.update(extra or {})
+    path = spec["path"].replace("{model}", quote(model, safe=""))
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    return HttpRequest("POST", path, dict(manifest.endpoint.get("query", {})), headers, body)
+
+
+def decode_bedrock_embeddings(body: bytes, headers: Any, manifest: Any,
+                              spec: dict[str, Any]) -> tuple[list[list[float]], int | None, str | None]:
+    """Titan: ``embedding`` and ``inputTextTokenCount``; Cohere: ``embeddings`` (list or by
+    type). Tokens fall back to InvokeModel's ``X-Amzn-Bedrock-Input-Token-Count`` header."""
+    payload = json.loads(body)
+    if not isinstance(payload, dict):
+        raise make_error("server_error", f"expected a JSON object, got {type(payload).__name__}", provider=manifest.id)
+    if spec.get("format") == "titan":
+        vector = payload.get("embedding")
+        if not isinstance(vector, list):
+            vector = (payload.get("embeddingsByType") or {}).get("float")
+        if not isinstance(vector, list):
+            raise make_error("server_error", "the Titan response has no 'embedding' list", provider=manifest.id)
+        vectors, tokens = [vector], payload.get("inputTextTokenCount")
+    else:
+        from .cohere import cohere_vectors
+
+        vectors, tokens = cohere_vectors(payload, manifest), None
+    if not isinstance(tokens, int):
+        header = _header(headers, "x-amzn-bedrock-input-token-count")
+        tokens = int(header) if header and header.isdigit() else None
+    return vectors, tokens, None
 
 
 DIALECT = BedrockConverseDialect()

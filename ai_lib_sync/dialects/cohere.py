@@ -28,6 +28,7 @@ import json
 from typing import Any
 
 from ..errors import InvalidRequestError, make_error
+from ..params import reasoning_fields
 from ..types import (
     ChatRequest,
     ChatResponse,
@@ -53,10 +54,21 @@ from .base import (
     chat_path,
     chat_query,
     classify,
+    embedded_status,
     extract_error,
     json_or_none,
     with_tool_calls,
 )
+
+# Cohere's errors are a flat {"message"}; the kind usually comes from the HTTP status. An error
+# event inside a 200 stream has no status, so the documented messages must say it alone (the
+# same error must get the same kind streamed or not). https://docs.cohere.com/reference/errors
+RULES: list[dict[str, Any]] = [
+    {"message": r"^invalid api token|^(no|missing) api key", "kind": "authentication"},
+    {"message": r"max.?tokens must be", "kind": "invalid_request"},
+    {"message": r"^invalid request", "kind": "invalid_request"},
+    {"message": r"\bnot found\b", "kind": "not_found"},
+]
 
 FINISH_REASONS = {
     "COMPLETE": "stop", "STOP_SEQUENCE": "stop",
@@ -64,6 +76,8 @@ FINISH_REASONS = {
     "TOOL_CALL": "tool_calls",
     "CONTENT_BLOCKED": "content_filter", "ERROR_TOXIC": "content_filter",
 }
+# .reasoning() on reasoning models (https://docs.cohere.com/v2/docs/reasoning).
+DEFAULT_REASONING_BODY: dict = {"thinking": {"type": "enabled", "token_budget": "{budget_tokens}"}}
 
 
 def map_finish_reason(reason: str | None, has_tool_calls: bool) -> str:
@@ -143,6 +157,7 @@ class CohereV2Dialect:
             response_format = encode_response_format(request.response_format)
             if response_format is not None:
                 body["response_format"] = response_format
+        body.update(reasoning_fields(request, manifest, model, DEFAULT_REASONING_BODY))
         body.update(request.extra)
         headers = {"Content-Type": "application/json",
                    "Accept": "text/event-stream" if stream else "application/json"}
@@ -186,8 +201,20 @@ class CohereV2Dialect:
 
     def classify_error(self, status: int | None, headers: Any, body: bytes, manifest: Any) -> ErrorInfo:
         text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-        message, err_type, code = extract_error(json_or_none(text), text.strip()[:500] or f"HTTP {status}")
-        return ErrorInfo(classify(status, message, err_type, code, manifest), message, code, err_type)
+        payload = json_or_none(text)
+        message, err_type, code = extract_error(payload, text.strip()[:500] or f"HTTP {status}")
+        if status is None or status < 400:  # an error line or event may carry its own status
+            status = embedded_status(payload) or status
+        return ErrorInfo(classify(status, message, err_type, code, manifest, RULES), message, code, err_type)
+
+    def encode_embeddings(self, texts: list[str], manifest: Any, model: str, spec: dict[str, Any], *,
+                          dimensions: int | None = None, input_type: str | None = None,
+                          extra: dict[str, Any] | None = None) -> HttpRequest:
+        return encode_cohere_embeddings(texts, manifest, model, spec, dimensions, input_type, extra)
+
+    def decode_embeddings(self, body: bytes, headers: Any, manifest: Any, model: str,
+                          spec: dict[str, Any]) -> tuple[list[list[float]], int | None, str | None]:
+        return decode_cohere_embeddings(body, manifest)
 
 
 def decode_usage(usage: Any) -> Usage | None:
@@ -278,6 +305,47 @@ class CohereStreamDecoder(StreamDecoder):
         if self.done:
             return []
         raise make_error("stream_interrupted", "the stream ended before its message-end event", provider=self.manifest.id)
+
+
+# --- embeddings (https://docs.cohere.com/reference/embed) ---------------------------------------
+
+
+def encode_cohere_embeddings(texts: list[str], manifest: Any, model: str, spec: dict[str, Any],
+                             dimensions: int | None, input_type: str | None,
+                             extra: dict[str, Any] | None) -> HttpRequest:
+    """``POST /v2/embed`` with ``texts``, the (required) ``input_type``, ``embedding_types``
+    ``["float"]`` and, for Embed v4, ``output_dimension``."""
+    body: dict[str, Any] = {"model": model, "texts": list(texts)}
+    if input_type is not None:
+        body[spec["input_type"]["field"]] = input_type
+    body["embedding_types"] = ["float"]
+    if dimensions is not None:
+        body[spec.get("dimensions") or "output_dimension"] = dimensions
+    body.update(extra or {})
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    return HttpRequest("POST", spec["path"], dict(manifest.endpoint.get("query", {})), headers, body)
+
+
+def decode_cohere_embeddings(body: bytes, manifest: Any) -> tuple[list[list[float]], int | None, str | None]:
+    payload = json.loads(body)
+    if not isinstance(payload, dict):
+        raise make_error("server_error", f"expected a JSON object, got {type(payload).__name__}", provider=manifest.id)
+    billed = (payload.get("meta") or {}).get("billed_units") or {}
+    tokens = billed.get("input_tokens")
+    return cohere_vectors(payload, manifest), int(tokens) if isinstance(tokens, (int, float)) else None, None
+
+
+def cohere_vectors(payload: dict[str, Any], manifest: Any) -> list[list[float]]:
+    """``embeddings`` as a list (``embeddings_floats``) or by type (``embeddings_by_type``:
+    ``float`` when present, else the one type asked for). Bedrock's Cohere Embed answers alike."""
+    embeddings = payload.get("embeddings")
+    if isinstance(embeddings, dict):
+        embeddings = embeddings.get("float", next(iter(embeddings.values()), None))
+    if not isinstance(embeddings, list) or not all(isinstance(item, list) for item in embeddings):
+        message = payload.get("message") if isinstance(payload.get("message"), str) else None
+        raise make_error("server_error", message or "the embed response has no 'embeddings' list",
+                         provider=manifest.id)
+    return embeddings
 
 
 DIALECT = CohereV2Dialect()

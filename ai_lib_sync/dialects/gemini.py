@@ -31,7 +31,16 @@ Decisions where the docs leave room (each one is tested):
   ``thinkingConfig``...) go into ``generationConfig``; any other name goes to the top level of
   the body. Objects are deep-merged into what the dialect built; other values replace it.
 - A prompt blocked before generation (``promptFeedback.blockReason``, no candidates) raises
-  ``ContentFilterError``, streamed or not.
+  ``ContentFilterError``, streamed or not. An answer stopped with finishReason ``SAFETY``,
+  ``RECITATION``, ``BLOCKLIST``, ``PROHIBITED_CONTENT``, ``SPII`` or an ``IMAGE_*`` block is
+  returned with finish_reason ``content_filter`` and ``refusal`` naming the reason (the text
+  before the block stays in ``content``); ``LANGUAGE``, ``MALFORMED_FUNCTION_CALL``, ``OTHER``
+  and reasons added later are ``other``.
+- ``.reasoning(effort, budget_tokens)`` -> ``generationConfig.thinkingConfig``: Gemini 2.5
+  ``thinkingBudget`` (an effort alone: low 1024, medium 8192, high 24576), Gemini 3
+  ``thinkingLevel`` (manifest ``params.model_rules``), always with ``includeThoughts`` so the
+  thought summaries come back as ``thinking``; ``thoughtsTokenCount`` is
+  ``usage.reasoning_tokens``, ``cachedContentTokenCount`` ``usage.cached_tokens``.
 - A stream is complete once a candidate carried a ``finishReason``; Gemini sends no ``[DONE]``,
   so a body that ends without one raises ``StreamInterruptedError``. ``usageMetadata`` is
   cumulative: the last one wins.
@@ -48,9 +57,11 @@ import json
 import re
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 from ..dicts import deep_merge
 from ..errors import InvalidRequestError, make_error
+from ..params import reasoning_fields
 from ..types import (
     ChatRequest,
     ChatResponse,
@@ -111,6 +122,11 @@ _MAX_REF_DEPTH = 8
 
 TOOL_CHOICE_MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
 
+# .reasoning() on Gemini 2.5 (a token budget; thought summaries included so ``thinking`` is
+# filled); Gemini 3 models take ``thinkingLevel`` instead (manifest ``params.model_rules``).
+# https://ai.google.dev/gemini-api/docs/thinking
+DEFAULT_REASONING_BODY = {"thinkingConfig": {"thinkingBudget": "{budget_tokens}", "includeThoughts": True}}
+
 _RETRY_DELAY = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
 
 # Gemini's statuses and reasons; the manifest's rules still come first.
@@ -136,6 +152,13 @@ _RATE_LIMIT_WITH_RETRY = {"type": "^RESOURCE_EXHAUSTED$", "kind": "rate_limited"
 def map_finish_reason(reason: str | None, has_tool_calls: bool) -> str:
     mapped = FINISH_REASONS.get(reason or "STOP", "other")
     return with_tool_calls(mapped, has_tool_calls)
+
+
+def blocked_note(reason: str | None) -> str | None:
+    """``response.refusal`` for an answer Gemini stopped for safety, recitation or policy."""
+    if FINISH_REASONS.get(reason or "") != "content_filter":
+        return None
+    return f"the answer was blocked by Gemini (finishReason {reason})"
 
 
 # --- schemas -----------------------------------------------------------------------------
@@ -319,6 +342,9 @@ class GeminiDialect:
                     config["allowedFunctionNames"] = [request.tool_choice]
                 body["toolConfig"] = {"functionCallingConfig": config}
         config = generation_config(request, mode)
+        thinking = reasoning_fields(request, manifest, model.removeprefix("models/"), DEFAULT_REASONING_BODY)
+        if thinking:
+            config = deep_merge(config, thinking)
         if config:
             body["generationConfig"] = config
         extra_config = {k: v for k, v in request.extra.items() if k in GENERATION_CONFIG_FIELDS}
@@ -351,6 +377,7 @@ class GeminiDialect:
             content="".join(content),
             tool_calls=calls,
             finish_reason=map_finish_reason(candidate.get("finishReason"), bool(calls)),
+            refusal=blocked_note(candidate.get("finishReason")),
             usage=decode_usage(payload.get("usageMetadata")) or Usage(),
             model=payload.get("modelVersion") or model,
             provider=manifest.id,
@@ -364,6 +391,32 @@ class GeminiDialect:
 
     def classify_error(self, status: int | None, headers: Any, body: bytes, manifest: Any) -> ErrorInfo:
         return classify_gemini_error(status, body, manifest)
+
+    def encode_batch_item(self, request: ChatRequest, manifest: Any, model: str, custom_id: str,
+                          spec: dict[str, Any]) -> dict[str, Any]:
+        """One inlined batch request: ``{"request": <generateContent body>, "metadata": {"key"}}``."""
+        return {"request": self.encode_request(request, manifest, model, False).body,
+                "metadata": {"key": custom_id}}
+
+    def decode_batch_item(self, line: dict[str, Any], manifest: Any, model: str,
+                          ) -> tuple[str | None, ChatResponse | ErrorInfo, int | None]:
+        """One inlined response: ``{"response": <GenerateContentResponse>} | {"error": <Status>}``
+        with the request's ``metadata`` (its ``key``) when the service echoes it."""
+        key = (line.get("metadata") or {}).get("key")
+        if isinstance(line.get("response"), dict):
+            return key, self.decode_response(json.dumps(line["response"]).encode(), manifest, model), None
+        error = line.get("error") or {}
+        status = error.get("code") if isinstance(error.get("code"), int) else None
+        return key, classify_gemini_error(status, json.dumps({"error": error}), manifest), status
+
+    def encode_embeddings(self, texts: list[str], manifest: Any, model: str, spec: dict[str, Any], *,
+                          dimensions: int | None = None, input_type: str | None = None,
+                          extra: dict[str, Any] | None = None) -> HttpRequest:
+        return encode_gemini_embeddings(texts, manifest, model, spec, dimensions, input_type, extra)
+
+    def decode_embeddings(self, body: bytes, headers: Any, manifest: Any, model: str,
+                          spec: dict[str, Any]) -> tuple[list[list[float]], int | None, str | None]:
+        return decode_gemini_embeddings(body, manifest)
 
 
 # --- response ----------------------------------------------------------------------------
@@ -455,6 +508,11 @@ class GeminiStreamDecoder(StreamDecoder):
         self.usage: dict[str, Any] | None = None
         self.calls = 0
 
+    @property
+    def refusal(self) -> str | None:
+        """Set when a safety/recitation/policy finishReason stopped the answer (final_response())."""
+        return blocked_note(self.finish_reason)
+
     def feed(self, event: str | None, data: Any) -> list[StreamEvent]:
         if self.done:
             return []
@@ -483,7 +541,11 @@ class GeminiStreamDecoder(StreamDecoder):
             elif isinstance(part.get("text"), str) and part["text"]:
                 events.append(ThinkingDelta(part["text"]) if part.get("thought") else ContentDelta(part["text"]))
         if candidate.get("finishReason"):
+            # The chunk with a finishReason is the last one (it carries the final
+            # usageMetadata): end here, so a server that holds the connection open after it
+            # cannot make the caller wait.
             self.finish_reason = candidate["finishReason"]
+            events += self.finish()
         return events
 
     def finish(self) -> list[StreamEvent]:
@@ -499,6 +561,57 @@ class GeminiStreamDecoder(StreamDecoder):
             events.append(UsageEvent(usage))
         events.append(FinishEvent(map_finish_reason(self.finish_reason, self.calls > 0)))
         return events
+
+
+# --- embeddings (https://ai.google.dev/api/embeddings) ------------------------------------------
+
+
+def encode_gemini_embeddings(texts: list[str], manifest: Any, model: str, spec: dict[str, Any],
+                             dimensions: int | None, input_type: str | None,
+                             extra: dict[str, Any] | None) -> HttpRequest:
+    """One text: ``models/{model}:embedContent``; several: ``:batchEmbedContents`` with one
+    ``EmbedContentRequest`` per text (each names its model, as the API requires). The input type
+    is the ``taskType``, the size ``outputDimensionality``; ``extra`` fields (``title``) go into
+    every per-text request."""
+    model = model.removeprefix("models/")
+
+    def one(text: str) -> dict[str, Any]:
+        request: dict[str, Any] = {"content": {"parts": [{"text": text}]}}
+        if input_type is not None:
+            request[spec["input_type"]["field"]] = input_type
+        if dimensions is not None:
+            request[spec.get("dimensions") or "outputDimensionality"] = dimensions
+        request.update(extra or {})
+        return request
+
+    if len(texts) == 1:
+        path, body = spec["path"], one(texts[0])
+    else:
+        path = spec["batch_path"]
+        body = {"requests": [{"model": f"models/{model}", **one(text)} for text in texts]}
+    path = path.replace("{model}", quote(model, safe=""))
+    return HttpRequest("POST", path, dict(manifest.endpoint.get("query", {})),
+                       {"Content-Type": "application/json"}, body)
+
+
+def decode_gemini_embeddings(body: bytes, manifest: Any) -> tuple[list[list[float]], int | None, str | None]:
+    """``{"embedding": {"values"}}`` (one) or ``{"embeddings": [{"values"}]}`` (batch, in request
+    order). The Gemini API reports no token count for embeddings."""
+    payload = json.loads(body)
+    if not isinstance(payload, dict):
+        raise make_error("server_error", f"expected a JSON object, got {type(payload).__name__}", provider=manifest.id)
+    if payload.get("error"):
+        raise frame_error(payload, manifest)
+    items = payload.get("embeddings") if "embeddings" in payload else [payload.get("embedding")]
+    if not isinstance(items, list):
+        raise make_error("server_error", "the embeddings response has no 'embeddings' list", provider=manifest.id)
+    vectors = []
+    for item in items:
+        values = item.get("values") if isinstance(item, dict) else None
+        if not isinstance(values, list):
+            raise make_error("server_error", "an embedding has no 'values' list", provider=manifest.id)
+        vectors.append(values)
+    return vectors, None, None
 
 
 DIALECT = GeminiDialect()

@@ -22,6 +22,7 @@ import json
 from typing import Any
 
 from ..errors import InvalidRequestError, make_error
+from ..params import reasoning_fields
 from ..types import (
     ChatRequest,
     ChatResponse,
@@ -45,6 +46,7 @@ from .base import (
     chat_path,
     chat_query,
     classify,
+    embedded_status,
     extract_error,
     json_or_none,
     new_call_id,
@@ -53,6 +55,9 @@ from .base import (
 
 FINISH_REASONS = {"stop": "stop", "length": "length"}
 OPTION_NAMES = (("temperature", "temperature"), ("top_p", "top_p"), ("max_tokens", "num_predict"))
+# .reasoning() on thinking models (https://docs.ollama.com/capabilities/thinking); levels only on
+# gpt-oss, which a manifest rule can map.
+DEFAULT_REASONING_BODY: dict = {"think": True}
 
 
 def map_finish_reason(reason: str | None, has_tool_calls: bool) -> str:
@@ -94,6 +99,13 @@ def encode_format(response_format: dict[str, Any]) -> Any:
     return None
 
 
+
+# Ollama's errors are a flat {"error": "text"}; the status usually says the kind. In a 200 (an
+# error line mid-stream, or a proxy's 200) the text must say it alone: https://docs.ollama.com/api/errors
+RULES: list[dict[str, Any]] = [
+    {"message": r"^too many requests", "kind": "rate_limited"},
+]
+
 class OllamaChatDialect:
     name = "ollama_chat"
     framing = "ndjson"
@@ -122,6 +134,7 @@ class OllamaChatDialect:
             options.update(extra.pop("options"))
         if options:
             body["options"] = options
+        body.update(reasoning_fields(request, manifest, model, DEFAULT_REASONING_BODY))
         body.update(extra)
         headers = {"Content-Type": "application/json",
                    "Accept": "application/x-ndjson" if stream else "application/json"}
@@ -152,8 +165,20 @@ class OllamaChatDialect:
 
     def classify_error(self, status: int | None, headers: Any, body: bytes, manifest: Any) -> ErrorInfo:
         text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-        message, err_type, code = extract_error(json_or_none(text), text.strip()[:500] or f"HTTP {status}")
-        return ErrorInfo(classify(status, message, err_type, code, manifest), message, code, err_type)
+        payload = json_or_none(text)
+        message, err_type, code = extract_error(payload, text.strip()[:500] or f"HTTP {status}")
+        if status is None or status < 400:  # an error line or event may carry its own status
+            status = embedded_status(payload) or status
+        return ErrorInfo(classify(status, message, err_type, code, manifest, RULES), message, code, err_type)
+
+    def encode_embeddings(self, texts: list[str], manifest: Any, model: str, spec: dict[str, Any], *,
+                          dimensions: int | None = None, input_type: str | None = None,
+                          extra: dict[str, Any] | None = None) -> HttpRequest:
+        return encode_ollama_embeddings(texts, manifest, model, spec, dimensions, input_type, extra)
+
+    def decode_embeddings(self, body: bytes, headers: Any, manifest: Any, model: str,
+                          spec: dict[str, Any]) -> tuple[list[list[float]], int | None, str | None]:
+        return decode_ollama_embeddings(body, manifest)
 
 
 def decode_tool_call(call: dict[str, Any]) -> ToolCall:
@@ -210,6 +235,37 @@ class OllamaStreamDecoder(StreamDecoder):
         if self.done:
             return []
         raise make_error("stream_interrupted", 'the stream ended before its "done": true line', provider=self.manifest.id)
+
+
+# --- embeddings (https://github.com/ollama/ollama/blob/main/docs/api.md#generate-embeddings) -----
+
+
+def encode_ollama_embeddings(texts: list[str], manifest: Any, model: str, spec: dict[str, Any],
+                             dimensions: int | None, input_type: str | None,
+                             extra: dict[str, Any] | None) -> HttpRequest:
+    """``POST /api/embed`` with ``input`` as a list; ``dimensions`` for models that can shorten;
+    ``extra`` carries ``truncate``, ``keep_alive`` and ``options``."""
+    body: dict[str, Any] = {"model": model, "input": list(texts)}
+    if dimensions is not None:
+        body[spec.get("dimensions") or "dimensions"] = dimensions
+    body.update(extra or {})
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    return HttpRequest("POST", spec["path"], dict(manifest.endpoint.get("query", {})), headers, body)
+
+
+def decode_ollama_embeddings(body: bytes, manifest: Any) -> tuple[list[list[float]], int | None, str | None]:
+    """``embeddings`` in input order; tokens from ``prompt_eval_count``."""
+    payload = json.loads(body)
+    if not isinstance(payload, dict):
+        raise make_error("server_error", f"expected a JSON object, got {type(payload).__name__}", provider=manifest.id)
+    if payload.get("error"):
+        info = DIALECT.classify_error(None, {}, body, manifest)
+        raise make_error(info.kind, info.message, provider=manifest.id, body=body.decode("utf-8", "replace"))
+    embeddings = payload.get("embeddings")
+    if not isinstance(embeddings, list) or not all(isinstance(item, list) for item in embeddings):
+        raise make_error("server_error", "the embed response has no 'embeddings' list", provider=manifest.id)
+    tokens = payload.get("prompt_eval_count")
+    return embeddings, tokens if isinstance(tokens, int) else None, payload.get("model")
 
 
 DIALECT = OllamaChatDialect()

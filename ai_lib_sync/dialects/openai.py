@@ -14,9 +14,14 @@ such as MiniMax's ``base_resp.status_code``, where any value outside ``ok`` is a
 from __future__ import annotations
 
 import json
+import logging
+import sys
 from typing import Any
+from urllib.parse import quote
 
-from ..errors import make_error
+from ..errors import InvalidRequestError, make_error
+from ..params import model_params, reasoning_fields
+from ..structured import strict_schema
 from ..types import (
     ChatRequest,
     ChatResponse,
@@ -41,11 +46,14 @@ from .base import (
     chat_path,
     chat_query,
     classify,
+    embedded_status,
     extract_error,
     json_or_none,
     new_call_id,
     with_tool_calls,
 )
+
+log = logging.getLogger("ai_lib_sync.dialects.openai")
 
 FINISH_REASONS = {
     "stop": "stop", "eos": "stop", "end_turn": "stop", "stop_sequence": "stop",
@@ -54,6 +62,8 @@ FINISH_REASONS = {
     "content_filter": "content_filter", "sensitive": "content_filter", "safety": "content_filter",
 }
 DEFAULT_REASONING_FIELDS = ("reasoning_content", "reasoning")
+# How .reasoning() goes out unless the manifest says otherwise (OpenAI's own field).
+DEFAULT_REASONING_BODY = {"reasoning_effort": "{effort}"}
 DEFAULT_USAGE_PATHS = ("usage",)
 DEFAULT_ERROR_PATHS = ("error",)
 
@@ -104,6 +114,24 @@ def encode_tool_choice(choice: str, manifest: Any) -> Any:
     return {"type": "function", "function": {"name": choice}}
 
 
+def encode_response_format(response_format: dict[str, Any]) -> dict[str, Any]:
+    """``json_schema`` with ``strict`` (the default) gets its schema adjusted to strict mode's
+    rules (every property required, optional ones nullable, objects closed; see
+    ``ai_lib_sync.structured.strict_schema``): OpenAI, Azure, Mistral and the other strict
+    implementations reject a schema that breaks them. A schema strict mode cannot express
+    (a free-form object, ``not``, ...) is sent as given with ``strict: false``, with a warning.
+    Everything else passes unchanged."""
+    spec = response_format.get("json_schema")
+    if response_format.get("type") != "json_schema" or not isinstance(spec, dict) or not spec.get("strict"):
+        return response_format
+    try:
+        schema = strict_schema(spec.get("schema") or {})
+    except InvalidRequestError as error:
+        log.warning("json_schema %r sent with strict=false: %s", spec.get("name"), error.message)
+        return {**response_format, "json_schema": {**spec, "strict": False}}
+    return {**response_format, "json_schema": {**spec, "schema": schema}}
+
+
 class OpenAIChatDialect:
     name = "openai_chat"
     framing = "sse"
@@ -124,15 +152,18 @@ class OpenAIChatDialect:
         if request.tool_choice is not None:
             body["tool_choice"] = encode_tool_choice(request.tool_choice, manifest)
         if request.response_format is not None:
-            body["response_format"] = request.response_format
+            body["response_format"] = encode_response_format(request.response_format)
         if stream:
             body["stream"] = True
             if manifest.streaming.get("include_usage", True):
                 body["stream_options"] = {"include_usage": True}
+        renames = model_params(manifest, model, reasoning=request.reasoning is not None,
+                               query=chat_query(manifest, stream)).get("rename", {})
         for wire_name in list(body):
-            renamed = manifest.params.get("rename", {}).get(wire_name)
+            renamed = renames.get(wire_name)
             if renamed:
                 body[renamed] = body.pop(wire_name)
+        body.update(reasoning_fields(request, manifest, model, DEFAULT_REASONING_BODY))
         body.update(request.extra)
         headers = {"Content-Type": "application/json",
                    "Accept": "text/event-stream" if stream else "application/json"}
@@ -159,10 +190,13 @@ class OpenAIChatDialect:
                               (call.get("function") or {}).get("arguments"))
             for call in message.get("tool_calls") or ()
         ]
+        refusal = message.get("refusal") if isinstance(message.get("refusal"), str) and message["refusal"] else None
+        finish_reason = map_finish_reason(choice.get("finish_reason"), bool(tool_calls))
         return ChatResponse(
             content=content or "",
             tool_calls=tool_calls,
-            finish_reason=map_finish_reason(choice.get("finish_reason"), bool(tool_calls)),
+            finish_reason="content_filter" if refusal else finish_reason,
+            refusal=refusal,
             usage=decode_usage(find_usage(payload, manifest), manifest) or Usage(),
             model=payload.get("model") or model,
             provider=manifest.id,
@@ -177,6 +211,45 @@ class OpenAIChatDialect:
     def classify_error(self, status: int | None, headers: Any, body: bytes, manifest: Any) -> ErrorInfo:
         return classify_openai_error(status, body, manifest)
 
+    def encode_batch_item(self, request: ChatRequest, manifest: Any, model: str, custom_id: str,
+                          spec: dict[str, Any]) -> dict[str, Any]:
+        """One line of a provider batch input file: the body a direct call would send, under
+        ``custom_id``. OpenAI's format adds ``method`` and ``url`` (the manifest's
+        ``batch.line_url``); Together's and Mistral's carry only the body (no ``line_url``)."""
+        body = self.encode_request(request, manifest, model, False).body or {}
+        for name in spec.get("body_omit", ()):
+            body.pop(name, None)
+        line: dict[str, Any] = {"custom_id": custom_id}
+        if spec.get("line_url"):
+            line.update(method="POST", url=spec["line_url"])
+        line["body"] = body
+        return line
+
+    def decode_batch_item(self, line: dict[str, Any], manifest: Any, model: str,
+                          ) -> tuple[str | None, ChatResponse | ErrorInfo, int | None]:
+        """One output or error file line: ``{"custom_id", "response": {"status_code", "body"},
+        "error": {"code", "message"}}`` -> (custom_id, response or error info, HTTP status)."""
+        response = line.get("response") or {}
+        status = response.get("status_code")
+        body = response.get("body")
+        if isinstance(body, dict) and isinstance(status, int) and status < 400 and not line.get("error"):
+            return line.get("custom_id"), self.decode_response(json.dumps(body).encode(), manifest, model), status
+        if isinstance(body, dict) and isinstance(status, int) and status >= 400:
+            return line.get("custom_id"), classify_openai_error(status, json.dumps(body), manifest), status
+        error = line.get("error") or {}
+        message = str(error.get("message") or "the provider returned no result for this request")
+        code = None if error.get("code") is None else str(error["code"])
+        return line.get("custom_id"), classify_parts(None, message, None, code, manifest), status
+
+    def encode_embeddings(self, texts: list[str], manifest: Any, model: str, spec: dict[str, Any], *,
+                          dimensions: int | None = None, input_type: str | None = None,
+                          extra: dict[str, Any] | None = None) -> HttpRequest:
+        return encode_openai_embeddings(texts, manifest, model, spec, dimensions, input_type, extra)
+
+    def decode_embeddings(self, body: bytes, headers: Any, manifest: Any, model: str,
+                          spec: dict[str, Any]) -> tuple[list[list[float]], int | None, str | None]:
+        return decode_openai_embeddings(body, manifest)
+
 
 def classify_openai_error(status: int | None, body: bytes | str, manifest: Any) -> ErrorInfo:
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
@@ -184,6 +257,8 @@ def classify_openai_error(status: int | None, body: bytes | str, manifest: Any) 
     fallback = text.strip()[:500] or f"HTTP {status}"
     found = payload_error(payload, manifest) if isinstance(payload, dict) else None
     message, err_type, code = found or extract_error(payload, fallback)
+    if status is None or status < 400:
+        status = embedded_status(payload) or status
     return classify_parts(status, message, err_type, code, manifest)
 
 
@@ -228,7 +303,8 @@ def payload_error(payload: dict[str, Any], manifest: Any) -> tuple[str, str | No
 def raise_payload_error(payload: dict[str, Any], manifest: Any, body: str) -> None:
     found = payload_error(payload, manifest)
     if found:
-        info = classify_parts(None, *found, manifest)
+        # An error frame may carry its own HTTP status ({"error": ..., "status_code": 429}).
+        info = classify_parts(embedded_status(payload), *found, manifest)
         raise make_error(info.kind, info.message, code=info.code, provider=manifest.id, body=body)
 
 
@@ -251,7 +327,9 @@ def decode_usage(usage: dict[str, Any] | None, manifest: Any) -> Usage | None:
         completion += reasoning
     prompt_details = usage.get("prompt_tokens_details") or {}
     cached = prompt_details.get("cached_tokens") if isinstance(prompt_details, dict) else None
-    return Usage.of(prompt, completion, reasoning, cached)
+    if cached is None:  # DeepSeek's prompt_cache_hit_tokens, Moonshot's top-level cached_tokens
+        cached = usage.get("prompt_cache_hit_tokens", usage.get("cached_tokens"))
+    return Usage.of(prompt, completion, reasoning, cached if isinstance(cached, int) else None)
 
 
 class OpenAIStreamDecoder(StreamDecoder):
@@ -273,6 +351,12 @@ class OpenAIStreamDecoder(StreamDecoder):
         self.closed_calls = False
         self.finish_reason: str | None = None
         self.usage: dict[str, Any] | None = None
+        self.refusal_parts: list[str] = []
+
+    @property
+    def refusal(self) -> str | None:
+        """The streamed ``delta.refusal`` text, read by the client for ``final_response()``."""
+        return "".join(self.refusal_parts) or None
 
     def feed(self, event: str | None, data: Any) -> list[StreamEvent]:
         if data == self.done_marker:
@@ -307,6 +391,8 @@ class OpenAIStreamDecoder(StreamDecoder):
                     break
             if delta.get("tool_calls"):
                 self._tool_calls(delta["tool_calls"], events)
+            if isinstance(delta.get("refusal"), str) and delta["refusal"]:
+                self.refusal_parts.append(delta["refusal"])
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
                 self._close_calls(events)
@@ -354,7 +440,8 @@ class OpenAIStreamDecoder(StreamDecoder):
         usage = decode_usage(self.usage, self.manifest)
         if usage is not None:
             events.append(UsageEvent(usage))
-        events.append(FinishEvent(map_finish_reason(self.finish_reason, bool(self.calls))))
+        finish = "content_filter" if self.refusal_parts else map_finish_reason(self.finish_reason, bool(self.calls))
+        events.append(FinishEvent(finish))
         return events
 
     def finish(self) -> list[StreamEvent]:
@@ -364,6 +451,65 @@ class OpenAIStreamDecoder(StreamDecoder):
             return self._end()
         expected = repr(self.done_marker) if self.terminator_required else "a finish_reason"
         raise make_error("stream_interrupted", f"the stream ended before {expected}", provider=self.manifest.id)
+
+
+# --- embeddings (https://platform.openai.com/docs/api-reference/embeddings/create) -------------
+
+
+def encode_openai_embeddings(texts: list[str], manifest: Any, model: str, spec: dict[str, Any],
+                             dimensions: int | None, input_type: str | None,
+                             extra: dict[str, Any] | None) -> HttpRequest:
+    """``POST /embeddings`` with ``input`` as a list. The manifest's ``embeddings`` section names
+    the dimensions field (``dimensions``; Mistral ``output_dimension``) and the input-type field
+    of the providers that have one (NVIDIA ``input_type``)."""
+    body: dict[str, Any] = {}
+    if manifest.endpoint.get("model_in_body", True):
+        body["model"] = model
+    body["input"] = list(texts)
+    if dimensions is not None:
+        body[spec.get("dimensions") or "dimensions"] = dimensions
+    if input_type is not None:
+        body[spec["input_type"]["field"]] = input_type
+    body.update(extra or {})
+    path = spec["path"].replace("{model}", quote(model, safe=""))
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    return HttpRequest("POST", path, dict(manifest.endpoint.get("query", {})), headers, body)
+
+
+def decode_openai_embeddings(body: bytes, manifest: Any) -> tuple[list[list[float]], int | None, str | None]:
+    """``data[].embedding`` ordered by ``data[].index`` (floats, or base64 little-endian float32
+    when ``encoding_format="base64"`` was asked for); tokens from ``usage.prompt_tokens``."""
+    payload = json.loads(body)
+    if not isinstance(payload, dict):
+        raise make_error("server_error", f"expected a JSON object, got {type(payload).__name__}", provider=manifest.id)
+    raise_payload_error(payload, manifest, body.decode("utf-8", "replace"))
+    data = payload.get("data")
+    if not isinstance(data, list):
+        raise make_error("server_error", "the embeddings response has no 'data' list", provider=manifest.id)
+    indexes = [item.get("index") if isinstance(item, dict) else None for item in data]
+    if sorted(index for index in indexes if isinstance(index, int)) == list(range(len(data))):
+        data = [item for _, item in sorted(zip(indexes, data, strict=True), key=lambda pair: pair[0])]
+    vectors = [embedding_vector(item.get("embedding") if isinstance(item, dict) else None, manifest)
+               for item in data]
+    usage = find_usage(payload, manifest) or {}
+    tokens = usage.get("prompt_tokens", usage.get("total_tokens"))
+    return vectors, tokens if isinstance(tokens, int) else None, payload.get("model")
+
+
+def embedding_vector(value: Any, manifest: Any) -> list[float]:
+    if isinstance(value, str):
+        import array
+        import base64
+
+        floats = array.array("f")
+        floats.frombytes(base64.b64decode(value))
+        if sys.byteorder == "big":
+            floats.byteswap()
+        return floats.tolist()
+    if not isinstance(value, list):
+        raise make_error("server_error", f"an embedding is {type(value).__name__}, not a list of numbers",
+                         provider=manifest.id)
+    return value
 
 
 DIALECT = OpenAIChatDialect()

@@ -1,6 +1,6 @@
 """One scenario table over every dialect, through the public API only.
 
-Each provider family has a fake (``*_fake.py``) that reads requests strictly in its provider's
+Each provider family has a fake (``ai_lib_sync/fakes/``) that reads requests strictly in its provider's
 documented wire format and answers in it. Every scenario runs against every fake, streamed and
 not, and must give the same unified result (content, finish reason, usage, tool calls, thinking,
 event sequence, error class and kind), while every fake must have seen the same conversation in
@@ -19,20 +19,33 @@ from pathlib import Path
 import pytest
 
 from ai_lib_sync import AiClient, AiLibError, ChatBuilder, ChatResponse, Message, StreamEvent, Tool
+from ai_lib_sync.client import manifest_for_api
 from ai_lib_sync.errors import ERROR_CLASSES
+from ai_lib_sync.fakes import Answer, Call, ErrorCase, FakeProvider, fake_class
+from ai_lib_sync.fakes.base import PNG, PNG_DATA_URL
+from ai_lib_sync.manifest import load_manifest, search_dirs
 from ai_lib_sync.testing import LoopbackServer
 
-from .anthropic_fake import AnthropicFake
-from .bedrock_fake import BedrockFake
-from .cohere_fake import CohereFake
-from .fake import PNG, PNG_DATA_URL, Answer, Call, ErrorCase, FakeProvider
-from .gemini_fake import GeminiFake
-from .ollama_fake import OllamaFake
-from .openai_fake import OpenAIFake
+KEY = "cross-test-key-0123456789"
+# setup -> (model id, the path of its documented base URL, its key, the API it calls) that the
+# strict fakes check
+SETUPS = {"openai": ("openai/gpt-4o", "/v1", KEY, None),
+          "openai-responses": ("openai/gpt-4.1", "/v1", KEY, "responses"),
+          "anthropic": ("anthropic/claude-3-5-sonnet-20241022", "", KEY, None),
+          "gemini": ("gemini/gemini-2.5-flash", "", KEY, None),
+          "cohere": ("cohere/command-r-plus-08-2024", "", KEY, None), "ollama": ("ollama/llama3.2", "", None, None),
+          "bedrock": ("bedrock/anthropic.claude-3-5-sonnet-20241022-v2:0", "", "ABSKcrossTestBedrockKey0123456789",
+                      None)}
 
-FAKES: dict[str, type[FakeProvider]] = {
-    fake.provider: fake for fake in (OpenAIFake, AnthropicFake, GeminiFake, CohereFake, OllamaFake, BedrockFake)
-}
+
+def dialect_of(setup: str) -> str:
+    """The dialect the client of ``setup`` speaks, as its manifest says."""
+    model_id, _, _, api = SETUPS[setup]
+    provider, model = model_id.split("/", 1)
+    return manifest_for_api(load_manifest(provider, search_dirs()), model, api).dialect
+
+
+FAKES: dict[str, type[FakeProvider]] = {setup: fake_class(dialect_of(setup)) for setup in SETUPS}
 PROVIDERS = list(FAKES)
 MODES = ["execute", "stream"]
 WEATHER = Tool("get_weather", "The current weather in a city.",
@@ -105,17 +118,18 @@ def servers():
 
 @pytest.fixture
 def rig(request, servers):
-    """(fake, client) for the provider named by the parameter. Afterwards the fake must have
+    """(fake, client) for the setup named by the parameter. Afterwards the fake must have
     accepted every request and given every answer it was scripted with."""
-    fake = FAKES[request.param]()
-    server = servers.get(fake.provider) or servers.setdefault(fake.provider, LoopbackServer())
+    model_id, prefix, key, api = SETUPS[request.param]
+    fake = FAKES[request.param](model=model_id.split("/", 1)[1], key=key, prefix=prefix, strict=True)
+    server = servers.get(fake.family) or servers.setdefault(fake.family, LoopbackServer())
     server.handler = fake
-    client = AiClient(f"{fake.provider}/{fake.model}", base_url=server.base_url + fake.prefix, api_key=fake.key,
+    client = AiClient(model_id, base_url=server.base_url + prefix, api_key=fake.key, api=api,
                       max_retries=0, timeout=10)
     yield fake, client
     client.close()
-    assert fake.problems == [], f"{fake.provider} rejected a request: {fake.problems}"
-    assert not fake.answers, f"{fake.provider}: the client sent fewer requests than scripted"
+    assert fake.problems == [], f"{fake.family} rejected a request: {fake.problems}"
+    assert not fake.answers, f"{fake.family}: the client sent fewer requests than scripted"
 
 
 def run(chat: ChatBuilder, mode: str) -> tuple[ChatResponse, list[StreamEvent] | None]:
@@ -176,7 +190,7 @@ def test_scenario(rig, scenario: Scenario, mode: str, tmp_path: Path):
         assert seen.max_tokens == scenario.max_tokens
 
     assert unified(response) == (scenario.content, scenario.finish, scenario.usage, scenario.thinking, [])
-    assert response.provider == fake.provider
+    assert response.provider == client.provider
     if events is not None:
         check_stream(events, scenario.answer.limited(seen.max_tokens), response)
 
@@ -242,7 +256,7 @@ def test_documented_error(rig, kind: str, mode: str):
     error = caught.value
     assert type(error) is ERROR_CLASSES[kind]
     assert (error.kind, error.status_code, error.retry_after) == (kind, case.status, case.retry_after)
-    assert (error.provider, error.model) == (fake.provider, fake.model)
+    assert (error.provider, error.model) == (client.provider, fake.model)
     if kind in NOT_RETRYABLE:
         assert not error.retryable
     elif kind in ("rate_limited", "overloaded"):
@@ -264,7 +278,7 @@ def test_error_frame_inside_a_stream(rig):
         for event in client.chat().user("Hello").stream():
             received.append(event)
     assert type(caught.value) is ERROR_CLASSES[kind] and caught.value.kind == kind
-    assert caught.value.provider == fake.provider
+    assert caught.value.provider == client.provider
     assert caught.value.partial_content == "Partial answer"
     assert [event.text for event in received if event.is_content_delta] == ["Partial", " answer"]
     assert not any(event.is_finish or event.is_usage for event in received)
@@ -273,10 +287,8 @@ def test_error_frame_inside_a_stream(rig):
 def test_the_table_covers_every_dialect():
     """A new dialect without a fake here would silently escape the table."""
     from ai_lib_sync.dialects import dialect_names
-    from ai_lib_sync.manifest import load_manifest, search_dirs
 
-    covered = {load_manifest(provider, search_dirs()).dialect for provider in PROVIDERS}
-    assert covered == set(dialect_names())
+    assert {dialect_of(setup) for setup in PROVIDERS} == set(dialect_names())
 
 
 @pytest.mark.parametrize("rig", ["openai"], indirect=True)
@@ -290,3 +302,13 @@ def test_openai_overloaded_503_with_server_error_type(rig):
     with pytest.raises(AiLibError) as caught:
         client.chat().user("Hello").execute()
     assert caught.value.kind == "overloaded"
+
+
+@pytest.mark.parametrize("rig", ["openai-responses"], indirect=True)
+def test_responses_error_event_of_a_request_kind(rig):
+    """An ``error`` event classified as a request error (a ValueError too) keeps its kind."""
+    fake, client = rig
+    fake.answer(Answer(["Partial"], fail="context_length"))
+    with pytest.raises(AiLibError) as caught:
+        list(client.chat().user("Hello").stream())
+    assert caught.value.kind == "context_length" and caught.value.partial_content == "Partial"
