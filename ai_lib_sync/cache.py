@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -25,6 +26,9 @@ from collections import OrderedDict
 from typing import Any, Protocol
 
 from .errors import ConfigurationError
+from .types import CallStats, ChatResponse
+
+logger = logging.getLogger("ai_lib_sync")
 
 
 class ResponseCache(Protocol):
@@ -133,6 +137,40 @@ class RedisCache:
     def put(self, key: str, value: dict[str, Any]) -> None:
         data = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
         self._redis.set(self.prefix + key, data, ex=None if self.ttl is None else max(1, int(self.ttl)))
+
+
+class AnswerCache:
+    """The client's side of a cache store: keys from prepared requests, hits as a response and
+    stats. A broken store never breaks a call: it is logged and the provider is asked."""
+
+    def __init__(self, store: ResponseCache) -> None:
+        self.store = store
+
+    @staticmethod
+    def key(prepared: Any) -> str:
+        """The key of a prepared non-streamed request (its wire form; no secret in it)."""
+        return cache_key(prepared.method, prepared.log_url or prepared.url, prepared.body, prepared.secrets)
+
+    def get(self, key: str) -> tuple[ChatResponse, CallStats] | None:
+        started = time.perf_counter()
+        try:
+            value = self.store.get(key)
+            if value is None:
+                return None
+            response = ChatResponse.from_dict(value)
+        except Exception:
+            logger.warning("response cache lookup failed; calling the provider", exc_info=True)
+            return None
+        usage = response.usage
+        latency = round((time.perf_counter() - started) * 1000.0, 3)
+        return response, CallStats(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens, latency,
+                                   None, 0, response.provider, response.model, 0.0, None, cached=True)
+
+    def put(self, key: str, response: ChatResponse) -> None:
+        try:
+            self.store.put(key, response.to_dict())
+        except Exception:
+            logger.warning("response cache store failed; the answer is returned uncached", exc_info=True)
 
 
 def open_cache(spec: Any, ttl: float | None = None, max_entries: int | None = None) -> ResponseCache | None:

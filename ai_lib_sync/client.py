@@ -7,7 +7,6 @@ provider by name; everything provider-specific comes from the manifest and its d
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import logging
 import time
@@ -26,7 +25,7 @@ from .errors import (
     redact,
 )
 from .hooks import CallContext, Hooks
-from .manifest import Manifest, load_manifest, search_dirs, split_model_id
+from .manifest import Manifest, load_manifest, manifest_for_api, search_dirs, split_model_id
 from .params import apply_manifest_rules, check_reasoning, check_request
 from .resolve import Credentials, Endpoint, environment, resolve_credentials, resolve_endpoint
 from .transport import Prepared, RetryPolicy, StreamHandle, Timeouts, Transport
@@ -52,24 +51,6 @@ REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "x-goog-
 # Errors after which trying the next model of ``fallbacks`` makes sense by default; add
 # "context_length" (a model with a larger window) or "quota_exhausted" with ``fallback_on``.
 FALLBACK_KINDS = frozenset({"rate_limited", "overloaded", "server_error", "timeout", "connection"})
-
-
-def manifest_for_api(manifest: Manifest, model: str, api: str | None) -> Manifest:
-    """The manifest seen through one of the APIs it declares under ``apis`` (the OpenAI
-    Responses API, say): ``api`` when given, else the API that alone serves ``model``, else
-    the main one, which ``api="chat"`` names."""
-    apis = manifest.data.get("apis", {})
-    if api is None:
-        api = next((name for name, spec in apis.items()
-                    if any(fnmatch.fnmatchcase(model.lower(), glob.lower()) for glob in spec.get("models", ()))),
-                   "chat")
-    if api == "chat":
-        return manifest
-    if api not in apis:
-        raise ConfigurationError(f"{manifest.id} offers the APIs {', '.join(['chat', *apis])}, not api={api!r}")
-    spec = apis[api]
-    data = {**manifest.data, "dialect": spec["dialect"], "endpoint": {**manifest.endpoint, **spec["endpoint"]}}
-    return Manifest(data, manifest.path)
 
 
 class ProviderBinding:
@@ -179,6 +160,11 @@ class AiClient:
     order when the model fails with an error of a kind in ``fallback_on`` (streams: only before
     the first event). A fallback is a model id, or a dict ``{"model", "api_key", "base_url"}``;
     one of the same provider as the main model shares its explicit ``api_key`` and ``base_url``.
+
+    ``session``: your own ``requests.Session`` (proxies, CA bundle, mounts; see ``Transport``).
+    ``api``: one of the APIs the manifest declares besides chat (``"responses"``). ``hooks``:
+    see ``hooks.py``. ``cache``: ``"memory"``, ``"sqlite:///PATH"``, ``"redis://..."`` or a
+    cache object, with ``cache_ttl`` seconds and ``cache_max_entries`` (see ``cache.py``).
     """
 
     def __init__(self, model: str, *, api_key: str | None = None, base_url: str | None = None,
@@ -196,11 +182,12 @@ class AiClient:
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ConfigurationError(f"max_retries must be a whole number >= 0, got {max_retries!r}")
         self.hooks = Hooks(hooks)
-        self.cache = None
+        self.cache = self._answers = None
         if cache is not None:
-            from .cache import open_cache
+            from .cache import AnswerCache, open_cache
 
             self.cache = open_cache(cache, cache_ttl, cache_max_entries)
+            self._answers = AnswerCache(self.cache) if self.cache is not None else None
         self._environ = environ if environ is not None else environment()
         self._dirs = search_dirs(manifests_dir, self._environ)
         self._binding_args = {"headers": headers, "url_params": url_params}
@@ -327,45 +314,16 @@ class AiClient:
         return response, stats
 
     def _answer(self, request: ChatRequest, call: CallContext | None) -> tuple[ChatResponse, CallStats]:
-        if self.cache is None:
+        answers = self._answers
+        if answers is None:
             return self._execute_with_fallbacks(request, call)
-        key = self._cache_key(request)
-        hit = self._cache_get(key)
+        key = answers.key(self.binding.prepare(request, stream=False))
+        hit = answers.get(key)
         if hit is not None:
             return hit
         response, stats = self._execute_with_fallbacks(request, call)
-        self._cache_put(key, response)
+        answers.put(key, response)
         return response, stats
-
-    # --- the response cache (see cache.py) -------------------------------------------------
-
-    def _cache_key(self, request: ChatRequest) -> str:
-        from .cache import cache_key
-
-        prepared = self.binding.prepare(request, stream=False)
-        return cache_key(prepared.method, prepared.log_url or prepared.url, prepared.body, prepared.secrets)
-
-    def _cache_get(self, key: str) -> tuple[ChatResponse, CallStats] | None:
-        started = time.perf_counter()
-        try:
-            value = self.cache.get(key)
-            if value is None:
-                return None
-            response = ChatResponse.from_dict(value)
-        except Exception:  # a broken cache must not break calls: ask the provider instead
-            logger.warning("response cache lookup failed; calling the provider", exc_info=True)
-            return None
-        usage = response.usage
-        latency = round((time.perf_counter() - started) * 1000.0, 3)
-        stats = CallStats(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens, latency,
-                          None, 0, response.provider, response.model, 0.0, None, cached=True)
-        return response, stats
-
-    def _cache_put(self, key: str, response: ChatResponse) -> None:
-        try:
-            self.cache.put(key, response.to_dict())
-        except Exception:
-            logger.warning("response cache store failed; the answer is returned uncached", exc_info=True)
 
     def _execute_with_fallbacks(self, request: ChatRequest,
                                 call: CallContext | None) -> tuple[ChatResponse, CallStats]:
@@ -697,10 +655,10 @@ def _observed(events: Iterator[StreamEvent], hooks: Hooks, call: CallContext, re
 def _stream_events(client: AiClient, request: ChatRequest, state: _StreamState,
                    on_retry: Any = None) -> Iterator[StreamEvent]:
     started = time.perf_counter()
-    cache_key = None
-    if client.cache is not None:
-        cache_key = client._cache_key(request)
-        hit = client._cache_get(cache_key)
+    answers, cache_key = client._answers, None
+    if answers is not None:
+        cache_key = answers.key(client.binding.prepare(request, stream=False))
+        hit = answers.get(cache_key)
         if hit is not None:  # replay the cached answer as the events its stream carried
             state.response, state.stats = hit
             yield from response_events(hit[0])
@@ -789,8 +747,8 @@ def _stream_events(client: AiClient, request: ChatRequest, state: _StreamState,
                             round(latency, 3), None if first_token_ms is None else round(first_token_ms, 3),
                             retries, binding.provider, binding.model, binding.cost(usage),
                             _request_id(handle.headers))
-    if cache_key is not None:
-        client._cache_put(cache_key, state.response)
+    if answers is not None:
+        answers.put(cache_key, state.response)
 
 
 class _IdleClock:

@@ -262,3 +262,21 @@ if __name__ == "__main__":  # python -m ai_lib_sync.manifest: rewrite the shippe
     target = builtin_dir() / ALIASES_FILE
     target.write_text(json.dumps(build_alias_index(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
     print(f"wrote {target}")
+
+
+def manifest_for_api(manifest: Manifest, model: str, api: str | None) -> Manifest:
+    """The manifest seen through one of the APIs it declares under ``apis`` (the OpenAI
+    Responses API, say): ``api`` when given, else the API that alone serves ``model``, else
+    the main one, which ``api="chat"`` names."""
+    apis = manifest.data.get("apis", {})
+    if api is None:
+        api = next((name for name, spec in apis.items()
+                    if any(fnmatch.fnmatchcase(model.lower(), glob.lower()) for glob in spec.get("models", ()))),
+                   "chat")
+    if api == "chat":
+        return manifest
+    if api not in apis:
+        raise ConfigurationError(f"{manifest.id} offers the APIs {', '.join(['chat', *apis])}, not api={api!r}")
+    spec = apis[api]
+    data = {**manifest.data, "dialect": spec["dialect"], "endpoint": {**manifest.endpoint, **spec["endpoint"]}}
+    return Manifest(data, manifest.path)

@@ -256,8 +256,12 @@ def openai_echo(request: RecordedRequest) -> Reply:
 
 
 def echo_server() -> LoopbackServer:
-    """Factory named by the ``mock`` manifest (``embedded:ai_lib_sync.testing:echo_server``)."""
-    return LoopbackServer(openai_echo)
+    """Factory named by the ``mock`` manifest (``embedded:ai_lib_sync.testing:echo_server``).
+    The offline provider keeps only its last 1,000 requests: a million-prompt run through it
+    must stay in flat memory."""
+    server = LoopbackServer(openai_echo)
+    server.requests = deque(maxlen=1000)  # type: ignore[assignment]
+    return server
 
 
 def __getattr__(name: str) -> Any:

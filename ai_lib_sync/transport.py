@@ -29,8 +29,10 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.poolmanager import ProxyManager
 
+from . import watchdog
 from .errors import AiLibError, APIConnectionError, APITimeoutError, StreamInterruptedError, redact
 from .framing import FRAMERS
+from .watchdog import shutdown_socket
 
 logger = logging.getLogger("ai_lib_sync")
 
@@ -160,7 +162,7 @@ class CallScope:
             self.aborted.set()
             connections = list(self._connections)
         for connection in connections:
-            _shutdown(connection)
+            shutdown_socket(connection)
 
     def track(self, connection: HTTPConnection) -> None:
         with self._lock:
@@ -175,15 +177,6 @@ class CallScope:
 
 def current_scope() -> CallScope | None:
     return getattr(_local, "scope", None)
-
-
-def _shutdown(connection: HTTPConnection) -> None:
-    sock = getattr(connection, "sock", None)
-    if sock is not None:
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
 
 def _pause(seconds: float) -> None:
@@ -213,8 +206,6 @@ class _Attempt:
     def bind(self, connection: HTTPConnection) -> None:
         if connection is self.connection:
             return
-        from . import watchdog
-
         if self.deadline is not None:
             self.deadline.cancel()
         self.connection = connection
@@ -255,7 +246,7 @@ class _ScopedMixin:
         super().connect()  # type: ignore[misc]
         scope = current_scope()
         if scope is not None and scope.aborted.is_set():  # aborted while we were connecting
-            _shutdown(self)  # type: ignore[arg-type]
+            shutdown_socket(self)  # type: ignore[arg-type]
             scope.check()
 
 
@@ -404,6 +395,7 @@ class Transport:
             logger.debug("%s %s", prepared.method, prepared.log_url or redact(prepared.url, prepared.secrets))
         session = self.session
         auth = None if session.auth is not None else _keep_headers
+        overrides = self._session_overrides(session)
         failure: BaseException | None = None
         for stale_retry in (False, True):
             attempt = _Attempt(timeouts.total, prepared.secrets)
@@ -412,6 +404,7 @@ class Transport:
                 response = session.request(
                     prepared.method, prepared.url, data=prepared.body, headers=prepared.headers,
                     timeout=(timeouts.connect, read), stream=True, allow_redirects=False, auth=auth,
+                    **overrides,
                 )
                 failure = None
             except requests.exceptions.RequestException as exc:
@@ -465,6 +458,19 @@ class Transport:
         if limit is not None and size >= limit:
             response.close()
         return b"".join(chunks)
+
+    def _session_overrides(self, session: requests.Session) -> dict[str, Any]:
+        """A caller's session settings, passed per request: requests lets REQUESTS_CA_BUNDLE
+        and the proxy variables override ``session.verify`` and ``session.proxies``, which
+        would silently drop the CA bundle or proxy the caller configured."""
+        if session is not self._user_session:
+            return {}
+        overrides: dict[str, Any] = {}
+        if session.verify is not True:
+            overrides["verify"] = session.verify
+        if session.proxies:
+            overrides["proxies"] = dict(session.proxies)
+        return overrides
 
     def _return_orphaned_slots(self) -> None:
         orphans = self._orphaned_pools
@@ -599,8 +605,6 @@ class StreamHandle:
     def finish(self, frames: Iterator[Any], drain_seconds: float = 0.25) -> None:
         """The terminator was read. A server may keep the connection open after it, so read
         what follows for at most ``drain_seconds``: reuse the connection if the body ended."""
-        from . import watchdog
-
         complete = False
         deadline = watchdog.arm(drain_seconds, self._connection) if self._connection is not None else None
         try:
@@ -627,7 +631,7 @@ class StreamHandle:
                 return
             connection = self._connection
             if connection is not None:
-                _shutdown(connection)  # a reader blocked in another thread wakes at once
+                shutdown_socket(connection)  # a reader blocked in another thread wakes at once
         self.response.close()
         if connection is not None:
             connection.close()
@@ -641,7 +645,7 @@ class StreamHandle:
             return
         connection = self._connection
         if connection is not None:
-            _shutdown(connection)
+            shutdown_socket(connection)
             connection.close()
         if self._pool is not None:
             self._transport._orphaned_pools.append(self._pool)

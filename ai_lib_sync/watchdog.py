@@ -71,12 +71,18 @@ class _Watchdog:
                 if connection is None or deadline.cancelled:
                     continue
                 deadline.fired = True
-                sock = getattr(connection, "sock", None)
-                if sock is not None:
-                    try:
-                        sock.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
+                shutdown_socket(connection)
+
+
+def shutdown_socket(connection: Any) -> None:
+    """Shut an HTTP connection's socket down both ways: a read blocked on it in any thread
+    returns at once. Takes no lock, so it is safe anywhere (finalizers included)."""
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 _instance: _Watchdog | None = None

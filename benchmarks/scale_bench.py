@@ -100,7 +100,7 @@ def bench_limits(seconds: float, estimate: str = "default") -> list[dict[str, An
 
     limit = _limits()[2]
     items = int(limit * seconds)
-    rows = []
+    rows = _Rows()
     with ServerProcess() as server:
         # (a) one process, 64 threads
         started = time.perf_counter()
@@ -126,6 +126,19 @@ def bench_limits(seconds: float, estimate: str = "default") -> list[dict[str, An
         # (c) Dask
         rows += bench_dask(server, items, estimate)
     return rows
+
+
+class _Rows(list):
+    """Rows printed as they are measured (a run cut short still reports what it measured)."""
+
+    def append(self, row: dict[str, Any]) -> None:
+        print(json.dumps(row), flush=True)
+        super().append(row)
+
+    def __iadd__(self, rows: Any) -> _Rows:
+        for row in rows:
+            self.append(row)
+        return self
 
 
 def bench_dask(server: Any, items: int, estimate: str = "default") -> list[dict[str, Any]]:
@@ -174,10 +187,9 @@ def _peak_mb() -> float:
     return 0.0
 
 
-def million_child(items: int, path: str, trim: bool = True) -> dict[str, Any]:
-    """In a fresh process: ``items`` prompts through mock/echo with a checkpoint. ``trim``
-    bounds the list of requests the embedded test server records (else it grows by one
-    ``RecordedRequest`` per call, which is the server's memory, not the executor's)."""
+def million_child(items: int, path: str) -> dict[str, Any]:
+    """In a fresh process: ``items`` prompts through mock/echo with a checkpoint (the embedded
+    server keeps only its last 1,000 requests, so what grows is the executor's memory)."""
     from ai_lib_sync import AiClient
     from ai_lib_sync.batch import BatchExecutor
 
@@ -185,17 +197,11 @@ def million_child(items: int, path: str, trim: bool = True) -> dict[str, Any]:
     rss, peak = {}, {}
     started = time.perf_counter()
     with AiClient("mock/echo") as client, BatchExecutor(16, client=client, checkpoint=path) as executor:
-        if trim:  # the embedded LoopbackServer keeps every request it served (for tests): bound it
-            from collections import deque
-
-            for binding in client._bindings():
-                if binding.endpoint.embedded is not None:
-                    binding.endpoint.embedded.requests = deque(maxlen=100)
         for index, _ in enumerate(executor.map(f"prompt number {n}" for n in range(items))):
             if index in marks:
                 rss[marks[index]], peak[marks[index]] = round(_rss_mb(), 1), round(_peak_mb(), 1)
     elapsed = time.perf_counter() - started
-    return {"items": items, "trimmed_server_log": trim, "rss_mb": rss, "peak_mb": peak,
+    return {"items": items, "rss_mb": rss, "peak_mb": peak,
             "seconds": round(elapsed, 1),
             "items_per_s": round(items / elapsed)}
 
@@ -238,12 +244,11 @@ def bench_million(items: int, lines: int) -> list[dict[str, Any]]:
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for mode, count in (("--million-child", items), ("--untrimmed-child", items // 5),
-                            ("--resume-child", lines)):
+        for mode, count in (("--million-child", items), ("--resume-child", lines)):
             out = subprocess.run([sys.executable, __file__, mode, str(count), os.path.join(tmp, f"{mode}.jsonl")],
                                  capture_output=True, text=True, check=True, cwd=ROOT).stdout
             rows.append(json.loads(out.strip().splitlines()[-1]))
-    for row in rows[:2]:
+    for row in rows[:1]:
         row["growth_10%_to_100%_mb"] = round(row["peak_mb"]["100%"] - row["peak_mb"]["10%"], 1)
     return rows
 
@@ -258,25 +263,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--million-child", nargs=2)
     parser.add_argument("--resume-child", nargs=2)
-    parser.add_argument("--untrimmed-child", nargs=2)
     args = parser.parse_args(argv)
     if args.million_child:
         print(json.dumps(million_child(int(args.million_child[0]), args.million_child[1])))
         return 0
-    if args.untrimmed_child:
-        print(json.dumps(million_child(int(args.untrimmed_child[0]), args.untrimmed_child[1], trim=False)))
-        return 0
     if args.resume_child:
         print(json.dumps(resume_child(int(args.resume_child[0]), args.resume_child[1])))
         return 0
-    rows = []
     if args.part in ("limits", "all"):
         for estimate in args.estimate.split(","):
-            rows += bench_limits(args.seconds, estimate)
+            bench_limits(args.seconds, estimate)  # prints each row as it is measured
     if args.part in ("million", "all"):
-        rows += bench_million(args.items, args.lines)
-    for row in rows:
-        print(json.dumps(row))
+        for row in bench_million(args.items, args.lines):
+            print(json.dumps(row), flush=True)
     return 0
 
 

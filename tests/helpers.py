@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ai_lib_sync.dialects import get_dialect
+from ai_lib_sync.fakes.base import awkward_chunks as fake_awkward_chunks
 from ai_lib_sync.framing import FRAMERS
 from ai_lib_sync.manifest import load_manifest, search_dirs
 from ai_lib_sync.types import StreamEvent
@@ -28,14 +29,8 @@ def fixture_json(relative: str) -> Any:
 
 def awkward_chunks(data: bytes, sizes: tuple[int, ...] = (1, 2, 3, 5, 7, 11, 13)) -> list[bytes]:
     """Cut ``data`` into small, uneven pieces: every line and most multi-byte UTF-8 characters
-    end up split across two chunks."""
-    chunks, position, turn = [], 0, 0
-    while position < len(data):
-        size = sizes[turn % len(sizes)]
-        chunks.append(data[position:position + size])
-        position += size
-        turn += 1
-    return chunks
+    end up split across two chunks (the wire fakes' cutter, with smaller pieces)."""
+    return fake_awkward_chunks(data, sizes)
 
 
 def decode_stream(provider: str, data: bytes | list[bytes], model: str = "test-model",

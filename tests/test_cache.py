@@ -11,6 +11,8 @@ from ai_lib_sync import AiClient
 from ai_lib_sync.errors import AiLibError, ConfigurationError
 from ai_lib_sync.testing import Reply, openai_echo
 
+from .redis_server import redis_url  # noqa: F401  (fixture)
+
 
 def echo_client(server, **kwargs) -> AiClient:
     server.handler = openai_echo
@@ -115,3 +117,16 @@ def test_a_bad_cache_spec_is_a_configuration_error():
         AiClient("openai/gpt-4o", api_key="sk-test", cache="postgres://nope")
     with pytest.raises(ConfigurationError):
         AiClient("openai/gpt-4o", api_key="sk-test", cache=object())
+
+
+def test_a_redis_cache_is_shared_and_expires_by_redis_ttl(server, redis_url):  # noqa: F811
+    with echo_client(server, cache=redis_url, cache_ttl=60) as first:
+        expected = first.chat().user("via redis").execute().content
+    with echo_client(server, cache=redis_url) as second:  # another client, as another process would
+        response, stats = second.chat().user("via redis").execute_with_stats()
+    assert stats.cached and response.content == expected
+    assert len(server.requests) == 1
+    import redis
+
+    keys = redis.Redis.from_url(redis_url).keys("ai-lib-sync:cache:*")
+    assert len(keys) == 1 and 0 < redis.Redis.from_url(redis_url).ttl(keys[0]) <= 60

@@ -94,10 +94,14 @@ def test_batch_discount_applies_only_where_the_provider_documents_one():
 
 
 def test_unpriced_and_unknown_models_have_no_cost():
-    for manifest, model in ((shipped("ollama"), "llama3.2"), (shipped("openai"), "gpt-9-preview")):
+    for manifest, model in ((shipped("azure"), "gpt-4o"), (shipped("openai"), "gpt-9-preview")):
         assert manifest.price(model) is None
         assert manifest.cost_usd(model, 10, 10, cached_tokens=5) is None
         assert manifest.usage_cost_usd(model, Usage.of(10, 10, cached=5)) is None
+
+
+def test_local_models_cost_nothing_rather_than_unknown():
+    assert shipped("ollama").cost_usd("llama3.2", 10, 10, cached_tokens=5) == 0.0
 
 
 def _write(directory, name, data):

@@ -264,7 +264,8 @@ def test_execute_with_stats_end_to_end(server, ollama):
     server.enqueue(ok())
     response, stats = ollama.chat().user("hi").execute_with_stats()
     assert (stats.prompt_tokens, stats.completion_tokens, stats.total_tokens) == (26, 298, 324)
-    assert stats.provider == "ollama" and stats.cost_usd is None and response.content
+    # a local server bills nothing: the catalog prices Ollama models at 0.0, not unknown
+    assert stats.provider == "ollama" and stats.cost_usd == 0.0 and response.content
 
 
 def test_error_line_end_to_end_keeps_partial_content(server, ollama):

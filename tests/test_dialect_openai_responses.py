@@ -15,7 +15,6 @@ import json
 import pytest
 
 from ai_lib_sync import Message
-from ai_lib_sync.client import manifest_for_api
 from ai_lib_sync.dialects import get_dialect
 from ai_lib_sync.errors import (
     AuthenticationError,
@@ -27,7 +26,7 @@ from ai_lib_sync.errors import (
     StreamInterruptedError,
 )
 from ai_lib_sync.framing import FRAMERS
-from ai_lib_sync.manifest import load_manifest, search_dirs
+from ai_lib_sync.manifest import load_manifest, manifest_for_api, search_dirs
 from ai_lib_sync.testing import Reply
 from ai_lib_sync.types import (
     ContentDelta,

@@ -84,8 +84,26 @@ def test_tpm_uses_the_estimate_then_corrects_with_real_usage(clock):
     permit.release(actual_tokens=300)  # the call cost three times the estimate
     assert limiter.try_acquire(tokens=10) == pytest.approx(3.0)
     clock.advance(3.0)
-    admit(limiter, tokens=10).release(actual_tokens=None)  # no usage reported: estimate stands
-    assert limiter.try_acquire(tokens=10) == pytest.approx(0.1)
+    # The 3x reply taught the limiter that estimates run short: it now reserves 1.2x each
+    # estimate (a 0.1 step of its moving average), here 12 tokens of 10.
+    admit(limiter, tokens=10).release(actual_tokens=None)  # no usage reported: the reservation stands
+    assert limiter.try_acquire(tokens=10) == pytest.approx(0.12)
+
+
+def test_reservations_learn_from_replies_that_cost_more_than_estimated(clock):
+    limiter = RateLimiter(tpm=6000, clock=clock)  # 100 tokens a second
+    for _ in range(40):  # every reply costs five times its estimate
+        admit(limiter, tokens=10).release(actual_tokens=50)
+        clock.advance(10.0)
+    assert limiter.try_acquire(tokens=10).tokens == 50  # now reserves what replies really cost
+
+
+def test_reservations_never_shrink_below_the_estimate(clock):
+    limiter = RateLimiter(tpm=6000, clock=clock)
+    for _ in range(20):  # replies cheaper than the estimate (max_tokens unused)
+        admit(limiter, tokens=100).release(actual_tokens=10)
+        clock.advance(10.0)
+    assert limiter.try_acquire(tokens=100).tokens == 100
 
 
 def test_tpm_overestimate_gives_the_budget_back(clock):

@@ -45,6 +45,12 @@ from ..errors import AiLibError
 from ..types import ChatRequest
 
 _SLACK = 0.02  # seconds
+# The token bucket keeps a quarter second of unused budget: admissions reserve an estimate and
+# the real usage lands a reply later, so with the request bucket's 20 ms the corrections would
+# keep finding a reset bucket and capacity would leak (measured: 64 of 80 admissions/s at
+# 20 ms, 79 at 200 ms). A larger grace lets an underestimated burst overshoot the provider's
+# window (1 s: 1.1-1.6% of attempts rejected); benchmarks/scale_bench.py measures both.
+_TOKEN_SLACK = 0.25
 IMAGE_TOKENS = 85  # OpenAI's flat cost of a low-detail image; an estimate is all we need
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)")
 _UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
@@ -104,9 +110,9 @@ def _number(headers: Mapping[str, str], name: str | None) -> float | None:
         return None
 
 
-def _base(tat: float, now: float) -> float:
-    """GCRA's max(TAT, now), except that a caller late by less than _SLACK keeps its slot."""
-    return tat if tat >= now - _SLACK else now
+def _base(tat: float, now: float, slack: float = _SLACK) -> float:
+    """GCRA's max(TAT, now), except that a caller late by less than ``slack`` keeps its slot."""
+    return tat if tat >= now - slack else now
 
 
 class LimiterCancelled(Exception):
@@ -117,18 +123,19 @@ class Permit:
     """One admitted call. ``release(actual_tokens)`` frees the concurrency slot and corrects the
     token bucket with the real usage (None keeps the estimate)."""
 
-    __slots__ = ("_limiter", "tokens", "_released", "waited")
+    __slots__ = ("_limiter", "tokens", "estimate", "_released", "waited")
 
-    def __init__(self, limiter: RateLimiter, tokens: int) -> None:
+    def __init__(self, limiter: RateLimiter, tokens: int, estimate: int | None = None) -> None:
         self._limiter = limiter
-        self.tokens = tokens
+        self.tokens = tokens  # reserved: the estimate scaled by what replies have really cost
+        self.estimate = tokens if estimate is None else estimate
         self._released = False
         self.waited = 0.0  # seconds acquire() blocked before admitting this call
 
     def release(self, actual_tokens: int | None = None) -> None:
         if not self._released:
             self._released = True
-            self._limiter._release(self.tokens, actual_tokens)
+            self._limiter._release(self.tokens, actual_tokens, self.estimate)
 
 
 class RateLimiter:
@@ -187,6 +194,11 @@ class RateLimiter:
         self._decrease_guard = 0.0
         self._backoff = 1.0
         self._avg_tokens = 0.0
+        # Replies' real usage over the estimates (never below 1: a provider such as OpenAI
+        # counts max_tokens at admission, so a smaller reservation would over-admit). An
+        # estimator that misses the completion (3 tokens reserved, 15 used) would let each burst
+        # overshoot the provider's window until the corrections land.
+        self._usage_ratio = 1.0
         # counters, for benchmarks and curious users
         self.admitted = 0
         self.rate_limited = 0
@@ -236,8 +248,9 @@ class RateLimiter:
         with self._cond:
             return self._try(tokens)
 
-    def _try(self, tokens: int) -> Permit | float:
+    def _try(self, estimate: int) -> Permit | float:
         now = self._clock()
+        tokens = math.ceil(estimate * self._usage_ratio) if estimate else 0
         if self._in_use >= max(1.0, self._limit):
             return math.inf
         start = max(now, self._hold_until)
@@ -262,22 +275,28 @@ class RateLimiter:
         if shared is None and self._request_interval:
             self._request_tat = _base(self._request_tat, now) + self._request_interval
         if shared is None and self._token_interval and tokens:
-            self._token_tat = _base(self._token_tat, now) + tokens * self._token_interval
+            self._token_tat = _base(self._token_tat, now, _TOKEN_SLACK) + tokens * self._token_interval
         if now < self._pace_until:
             self._next_paced = now + self._pace_interval
         self._avg_tokens = tokens if not self._avg_tokens else 0.9 * self._avg_tokens + 0.1 * tokens
-        return Permit(self, tokens)
+        return Permit(self, tokens, estimate)
 
-    def _release(self, estimated: int, actual: int | None) -> None:
+    def _release(self, estimated: int, actual: int | None, raw_estimate: int = 0) -> None:
+        shared_adjustment = None
         with self._cond:
             self._in_use -= 1
+            if actual is not None and raw_estimate > 0:
+                ratio = min(max(actual / raw_estimate, 1.0), 64.0)
+                self._usage_ratio += 0.1 * (ratio - self._usage_ratio)
             if actual is not None and self._token_interval:
                 if self._backend is not None:
-                    self._backend.adjust(actual - estimated)
+                    shared_adjustment = actual - estimated
                 else:
                     self._token_tat += (actual - estimated) * self._token_interval
             if self._waiting:
                 self._cond.notify_all()
+        if shared_adjustment:  # a round trip to SQLite or Redis: never while holding the lock
+            self._backend.adjust(shared_adjustment)
 
     def interrupt(self) -> None:
         """Wake every waiter so it re-checks its cancel event."""

@@ -228,3 +228,15 @@ def classify(status: int | None, message: str, err_type: str | None, code: str |
             if status_allows(status, kind):
                 return kind
     return kind_for_status(status)
+
+
+def classify_body(status: int | None, body: bytes | str, manifest: Any,
+                  dialect_rules: list[dict[str, Any]] = ()) -> ErrorInfo:
+    """``ErrorInfo`` of an error body in the common envelopes (``extract_error``): an HTTP
+    error, or an error line or event inside a stream, which may carry its own status."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    payload = json_or_none(text)
+    message, err_type, code = extract_error(payload, text.strip()[:500] or f"HTTP {status}")
+    if status is None or status < 400:
+        status = embedded_status(payload) or status
+    return ErrorInfo(classify(status, message, err_type, code, manifest, dialect_rules), message, code, err_type)

@@ -53,10 +53,7 @@ from .base import (
     StreamDecoder,
     chat_path,
     chat_query,
-    classify,
-    embedded_status,
-    extract_error,
-    json_or_none,
+    classify_body,
     with_tool_calls,
 )
 
@@ -200,12 +197,7 @@ class CohereV2Dialect:
         return CohereStreamDecoder(manifest)
 
     def classify_error(self, status: int | None, headers: Any, body: bytes, manifest: Any) -> ErrorInfo:
-        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-        payload = json_or_none(text)
-        message, err_type, code = extract_error(payload, text.strip()[:500] or f"HTTP {status}")
-        if status is None or status < 400:  # an error line or event may carry its own status
-            status = embedded_status(payload) or status
-        return ErrorInfo(classify(status, message, err_type, code, manifest, RULES), message, code, err_type)
+        return classify_body(status, body, manifest, RULES)
 
     def encode_embeddings(self, texts: list[str], manifest: Any, model: str, spec: dict[str, Any], *,
                           dimensions: int | None = None, input_type: str | None = None,

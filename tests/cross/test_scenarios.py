@@ -19,11 +19,10 @@ from pathlib import Path
 import pytest
 
 from ai_lib_sync import AiClient, AiLibError, ChatBuilder, ChatResponse, Message, StreamEvent, Tool
-from ai_lib_sync.client import manifest_for_api
 from ai_lib_sync.errors import ERROR_CLASSES
 from ai_lib_sync.fakes import Answer, Call, ErrorCase, FakeProvider, fake_class
 from ai_lib_sync.fakes.base import PNG, PNG_DATA_URL
-from ai_lib_sync.manifest import load_manifest, search_dirs
+from ai_lib_sync.manifest import load_manifest, manifest_for_api, search_dirs
 from ai_lib_sync.testing import LoopbackServer
 
 KEY = "cross-test-key-0123456789"

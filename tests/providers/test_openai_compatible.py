@@ -12,12 +12,17 @@ import pytest
 
 from ai_lib_sync import AiClient
 from ai_lib_sync.errors import ConfigurationError, InvalidRequestError
+from ai_lib_sync.manifest import builtin_dir, load_manifest
 from ai_lib_sync.testing import Reply
 from tests.helpers import awkward_chunks, decode_stream, fixture_bytes, fixture_json, kinds, text_of
 
 from .table import PROVIDERS, WITH_DOC_FIXTURES, Expect, request_path
 
 KEY = "test-key-123456"
+
+
+def builtin_manifest(provider: str):
+    return load_manifest(provider, [builtin_dir()])
 
 
 def model_id(expect: Expect) -> str:
@@ -81,7 +86,8 @@ def test_non_streamed_request_and_documented_response(expect: Expect, server, ma
     assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == expect.usage
     assert response.thinking == expect.thinking
     assert (stats.prompt_tokens, stats.completion_tokens, stats.total_tokens) == expect.usage
-    assert stats.cost_usd is None  # no manifest here states a price its docs would verify
+    # billed at the shipped catalog price of the model, or None where the catalog has none
+    assert stats.cost_usd == builtin_manifest(expect.provider).usage_cost_usd(expect.model, usage)
 
 
 @pytest.mark.parametrize("expect", WITH_DOC_FIXTURES, ids=str)
