@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import logging
+from functools import lru_cache
 from typing import Any
 
 from .errors import InvalidRequestError
@@ -101,14 +102,23 @@ def _rule_applies(rule: dict[str, Any], model: str, reasoning: bool, query: dict
 def model_params(manifest: Any, model: str, *, reasoning: bool = False,
                  query: dict[str, str] | None = None) -> dict[str, Any]:
     """The manifest's ``params`` for ``model``: the top level with every matching
-    ``model_rules`` entry merged over it in order (maps merged key by key, others replaced)."""
+    ``model_rules`` entry merged over it in order (maps merged key by key, others replaced).
+    Remembered per (manifest, model, reasoning, query): every request asks, some dialects twice,
+    and the answer never changes. Read-only: callers share it."""
     base = manifest.params
-    rules = base.get("model_rules")
-    if not rules:
+    if not base.get("model_rules"):
         return base
     query = manifest.endpoint.get("query", {}) if query is None else query
+    return _merged_params(manifest, model, reasoning, tuple(sorted(query.items())))
+
+
+@lru_cache(maxsize=1024)
+def _merged_params(manifest: Any, model: str, reasoning: bool,
+                   query_items: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    base = manifest.params
+    query = dict(query_items)
     merged = {key: value for key, value in base.items() if key != "model_rules"}
-    for rule in rules:
+    for rule in base["model_rules"]:
         if not _rule_applies(rule, model, reasoning, query):
             continue
         for key, value in rule.items():
