@@ -125,8 +125,10 @@ class ProviderBinding:
                 error.body = redact(error.body, secrets)
         return error
 
-    def cost(self, usage: Usage) -> float | None:
-        return self.manifest.usage_cost_usd(self.model, usage)
+    def priced(self, stats: CallStats, usage: Usage) -> CallStats:
+        """Fill in what the call cost: ``cost_usd`` for USD prices, and ``cost``/``currency``
+        in whatever currency the catalog prices this model."""
+        return self.manifest.fill_cost(stats, self.model, usage)
 
     def close(self) -> None:
         if self.endpoint.embedded is not None:
@@ -359,9 +361,9 @@ class AiClient:
             raise binding.stamp(failure)  # outside the except block: nothing chained
         latency = (time.perf_counter() - started) * 1000.0
         usage = chat_response.usage
-        stats = CallStats(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens,
-                          round(latency, 3), None, retries, binding.provider, chat_response.model,
-                          binding.cost(usage), _request_id(response.headers))
+        stats = binding.priced(CallStats(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens,
+                                         round(latency, 3), None, retries, binding.provider, chat_response.model,
+                                         None, _request_id(response.headers)), usage)
         return chat_response, stats
 
     def stream_request(self, request: ChatRequest) -> ChatStream:
@@ -743,10 +745,10 @@ def _stream_events(client: AiClient, request: ChatRequest, state: _StreamState,
         reasoning_blocks=getattr(decoder, "reasoning_blocks", None),
         refusal=getattr(decoder, "refusal", None) or None,  # decoders that see refusals set it
     )
-    state.stats = CallStats(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens,
-                            round(latency, 3), None if first_token_ms is None else round(first_token_ms, 3),
-                            retries, binding.provider, binding.model, binding.cost(usage),
-                            _request_id(handle.headers))
+    state.stats = binding.priced(CallStats(
+        usage.prompt_tokens, usage.completion_tokens, usage.total_tokens,
+        round(latency, 3), None if first_token_ms is None else round(first_token_ms, 3),
+        retries, binding.provider, binding.model, None, _request_id(handle.headers)), usage)
     if answers is not None:
         answers.put(cache_key, state.response)
 

@@ -163,7 +163,9 @@ def embed(client: AiClient, texts: Iterable[str], dimensions: int | None = None,
     usage = Usage.of(tokens, 0)
     latency = (time.perf_counter() - started) * 1000.0
     stats = CallStats(usage.prompt_tokens, 0, usage.total_tokens, round(latency, 3), None, retries,
-                      binding.provider, model, binding.cost(usage) if counted else None, results[0][4])
+                      binding.provider, model, None, results[0][4])
+    if counted:
+        binding.priced(stats, usage)
     return EmbeddingResponse(vectors, usage, model, binding.provider, stats)
 
 

@@ -19,11 +19,9 @@ from typing import Any
 
 from .dicts import deep_merge
 from .errors import ConfigurationError, ManifestError
-from .pricing import Price, price_of
-from .pricing import cost_usd as _cost_usd
-from .pricing import usage_cost_usd as _usage_cost_usd
+from .pricing import Price, cost_of, price_of, usage_cost_of
 from .schema import SchemaViolation, validate
-from .types import Usage
+from .types import CallStats, Usage
 
 MANIFESTS_ENV = "AI_LIB_SYNC_MANIFESTS"
 SCHEMA_FILE = "manifest.schema.json"
@@ -109,16 +107,31 @@ class Manifest:
     def cost_usd(self, model: str, prompt_tokens: int, completion_tokens: int,
                  cached_tokens: int = 0, *, batch: bool = False) -> float | None:
         """USD cost of one call (see ``ai_lib_sync.pricing``): ``prompt_tokens`` includes the
-        ``cached_tokens``, ``completion_tokens`` includes reasoning; None when unpriced."""
+        ``cached_tokens``, ``completion_tokens`` includes reasoning; None when unpriced or
+        priced in another currency (we never convert)."""
         price = self.price(model)
-        if price is None:
+        if price is None or price.currency != "USD":
             return None
-        return _cost_usd(price, prompt_tokens, completion_tokens, cached_tokens, batch=batch)
+        return cost_of(price, prompt_tokens, completion_tokens, cached_tokens, batch=batch)
+
+    def usage_cost(self, model: str, usage: Usage, *, batch: bool = False) -> tuple[float, str] | None:
+        """What a call with this ``Usage`` cost and in which currency (cached and reasoning
+        tokens accounted for); None when the catalog does not price ``model``."""
+        price = self.price(model)
+        return None if price is None else (usage_cost_of(price, usage, batch=batch), price.currency)
+
+    def fill_cost(self, stats: CallStats, model: str, usage: Usage, *, batch: bool = False) -> CallStats:
+        """Set ``stats.cost``/``currency`` (and ``cost_usd`` for USD prices) from the catalog."""
+        cost = self.usage_cost(model, usage, batch=batch)
+        if cost is not None:
+            stats.cost, stats.currency = cost
+            stats.cost_usd = cost[0] if cost[1] == "USD" else None
+        return stats
 
     def usage_cost_usd(self, model: str, usage: Usage, *, batch: bool = False) -> float | None:
-        """``cost_usd`` of a unified ``Usage`` (cached and reasoning tokens accounted for)."""
-        price = self.price(model)
-        return None if price is None else _usage_cost_usd(price, usage, batch=batch)
+        """``usage_cost`` when it is in USD, else None."""
+        cost = self.usage_cost(model, usage, batch=batch)
+        return cost[0] if cost is not None and cost[1] == "USD" else None
 
 
 @lru_cache(maxsize=8)

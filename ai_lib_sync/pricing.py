@@ -20,7 +20,9 @@ from .types import Usage
 
 @dataclass(frozen=True)
 class Price:
-    """USD per million tokens of one model, and where the figures come from."""
+    """Price per million tokens of one model, in the currency its provider bills in (USD unless
+    the manifest says otherwise: mainland-China endpoints bill in CNY, and we never convert), and
+    where the figures come from."""
 
     input_per_mtok: float
     output_per_mtok: float
@@ -31,6 +33,7 @@ class Price:
     batch_discount: float | None = None
     source: str | None = None
     as_of: str | None = None
+    currency: str = "USD"
 
 
 def price_of(info: dict[str, Any], pricing: dict[str, Any]) -> Price | None:
@@ -45,12 +48,13 @@ def price_of(info: dict[str, Any], pricing: dict[str, Any]) -> Price | None:
         _optional_float(info.get("batch_discount", pricing.get("batch_discount"))),
         info.get("source", pricing.get("source")),
         info.get("as_of", pricing.get("as_of")),
+        str(info.get("currency", pricing.get("currency", "USD"))),
     )
 
 
-def cost_usd(price: Price, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0,
+def cost_of(price: Price, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0,
              *, batch: bool = False) -> float:
-    """What a call cost: uncached prompt tokens at the input price, cached ones at the cached
+    """What a call cost, in ``price.currency``: uncached prompt tokens at the input price, cached ones at the cached
     price, completion tokens (reasoning included) at the output price; ``batch`` applies the
     provider's documented Batch API discount (none documented: list price)."""
     prompt = max(int(prompt_tokens or 0), 0)
@@ -63,9 +67,9 @@ def cost_usd(price: Price, prompt_tokens: int, completion_tokens: int, cached_to
     return round(cost / 1_000_000, 10)
 
 
-def usage_cost_usd(price: Price, usage: Usage, *, batch: bool = False) -> float:
-    """``cost_usd`` of a unified ``Usage``."""
-    return cost_usd(price, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens or 0,
+def usage_cost_of(price: Price, usage: Usage, *, batch: bool = False) -> float:
+    """``cost_of`` a unified ``Usage``."""
+    return cost_of(price, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens or 0,
                     batch=batch)
 
 

@@ -345,6 +345,14 @@ class CallStats(_Serializable):
     cost_usd: float | None = None
     request_id: str | None = None
     cached: bool = False  # answered from the response cache, no network call
+    # The cost in the currency the provider bills in: equal to ``cost_usd`` for USD prices; for a
+    # provider that bills in CNY, ``cost_usd`` stays None (we never convert) and this holds yuan.
+    cost: float | None = None
+    currency: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.cost is None and self.cost_usd is not None:
+            self.cost, self.currency = self.cost_usd, "USD"
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from ai_lib_sync.dialects import gemini as gemini_dialect
 from ai_lib_sync.dialects import openai as openai_dialect
 from ai_lib_sync.manifest import builtin_dir, load_manifest, search_dirs
 from ai_lib_sync.pricing import Price
+from ai_lib_sync.testing import Reply
 from ai_lib_sync.types import Usage
 
 
@@ -93,8 +94,11 @@ def test_batch_discount_applies_only_where_the_provider_documents_one():
     assert deepseek.cost_usd("deepseek-flash", 1000, 1000, batch=True) == deepseek.cost_usd("deepseek-flash", 1000, 1000)
 
 
-def test_unpriced_and_unknown_models_have_no_cost():
-    for manifest, model in ((shipped("azure"), "gpt-4o"), (shipped("openai"), "gpt-9-preview")):
+def test_unpriced_and_unknown_models_have_no_cost(tmp_path):
+    _write(tmp_path, "openai", {"id": "openai", "extends": "openai",
+                                "models": {"my-finetune": {"unpriced": "billed by contract"}}})
+    user = load_manifest("openai", search_dirs(tmp_path, environ={}))
+    for manifest, model in ((user, "my-finetune"), (shipped("openai"), "gpt-9-preview")):
         assert manifest.price(model) is None
         assert manifest.cost_usd(model, 10, 10, cached_tokens=5) is None
         assert manifest.usage_cost_usd(model, Usage.of(10, 10, cached=5)) is None
@@ -115,7 +119,7 @@ def test_users_override_prices_in_their_own_manifest(tmp_path):
         "models": {
             "gpt-6.1-sol": {"input_per_mtok": 1.5},  # a negotiated rate: only the input price changes
             "my-finetune": {"input_per_mtok": 3.0, "output_per_mtok": 12.0},
-            "gpt-4.1-mini": {"input_per_mtok": 0.4, "output_per_mtok": 1.6},  # shipped unpriced
+            "gpt-4.1-mini": {"input_per_mtok": 0.4, "output_per_mtok": 1.6},
         },
     })
     manifest = load_manifest("openai", search_dirs(tmp_path, environ={}))
@@ -124,7 +128,7 @@ def test_users_override_prices_in_their_own_manifest(tmp_path):
     assert sol.as_of == "2026-10-01"  # the shipped entry's own date still wins over pricing.as_of
     assert manifest.price("my-finetune").source == "https://contracts.example/acme-openai"
     assert manifest.cost_usd("my-finetune", 1000, 1000, batch=True) == pytest.approx(15000 * 0.4 / 1e6)
-    assert manifest.price("gpt-4.1-mini") is not None  # a user's price wins over 'unpriced'
+    assert manifest.price("gpt-4.1-mini").input_per_mtok == 0.4
     assert manifest.price("gpt-4o") == Price(2.5, 10.0, None, 0.6, "https://contracts.example/acme-openai",
                                              "2026-03-21")
 
@@ -138,3 +142,41 @@ def test_client_and_environment_directories_carry_the_override(tmp_path, monkeyp
     monkeypatch.setenv("AI_LIB_SYNC_MANIFESTS", str(tmp_path))
     with AiClient("deepseek/deepseek-flash", api_key="k") as client:
         assert client.manifest.price("deepseek-flash").output_per_mtok == 0.60
+
+
+def test_prices_in_the_providers_own_currency_are_never_converted(tmp_path, server, make_client):
+    """A mainland-China endpoint bills in yuan: the stats carry yuan and say so, and
+    ``cost_usd`` stays None rather than a made-up exchange rate."""
+    _write(tmp_path, "dashscope", {
+        "id": "dashscope", "extends": "dashscope",
+        "pricing": {"currency": "CNY", "source": "https://example.cn/price", "as_of": "2026-11-01"},
+        "models": {"my-qwen": {"input_per_mtok": 0.8, "output_per_mtok": 2.0, "cached_input_per_mtok": 0.16}}})
+    manifest = load_manifest("dashscope", search_dirs(tmp_path, environ={}))
+    assert manifest.price("my-qwen").currency == "CNY"
+    assert manifest.cost_usd("my-qwen", 1000, 1000) is None
+    assert manifest.usage_cost("my-qwen", Usage.of(1000, 1000, cached=500)) == pytest.approx(
+        ((500 * 0.8 + 500 * 0.16 + 1000 * 2.0) / 1e6, "CNY"))
+    # Usage object as documented for the OpenAI-compatible mode:
+    # https://www.alibabacloud.com/help/en/model-studio/compatibility-of-openai-with-dashscope
+    server.enqueue(Reply(body={
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "my-qwen",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "你好"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 2000, "completion_tokens": 1000, "total_tokens": 3000},
+    }))
+    client = make_client("dashscope/my-qwen", prefix="/compatible-mode/v1", manifests_dir=str(tmp_path))
+    _, stats = client.chat().user("你好").execute_with_stats()
+    assert server.last.path == "/compatible-mode/v1/chat/completions"
+    assert server.last.json["model"] == "my-qwen"
+    assert (stats.cost_usd, stats.currency) == (None, "CNY")
+    assert stats.cost == pytest.approx((2000 * 0.8 + 1000 * 2.0) / 1e6)
+
+
+def test_usd_stats_carry_the_same_figure_as_cost_and_currency(server, make_client):
+    server.enqueue(Reply(body={
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1000, "completion_tokens": 100, "total_tokens": 1100},
+    }))
+    _, stats = make_client("openai/gpt-4o", prefix="/v1").chat().user("Hi").execute_with_stats()
+    assert stats.cost_usd == pytest.approx((1000 * 2.5 + 100 * 10.0) / 1e6)
+    assert (stats.cost, stats.currency) == (stats.cost_usd, "USD")

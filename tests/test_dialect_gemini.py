@@ -601,4 +601,6 @@ def test_manifest_model_metadata():
     assert gemini_manifest.model_info("gemini-2.5-flash")["max_output_tokens"] == 65536
     assert "reasoning" in gemini_manifest.model_info("gemini-2.5-pro")["capabilities"]
     assert gemini_manifest.model_info("gemini-1.5-pro")["context_window"] == 2097152
-    assert gemini_manifest.cost_usd("gemini-1.5-flash", 10, 10) is None  # retired: no current price
+    # retired: kept with its last list price, for old logs
+    assert gemini_manifest.model_info("gemini-1.5-flash")["status"] == "retired"
+    assert gemini_manifest.cost_usd("gemini-1.5-flash", 10, 10) == pytest.approx((10 * 0.075 + 10 * 0.3) / 1e6)

@@ -91,6 +91,8 @@ def stats_to_dict(stats: CallStats | None) -> dict[str, Any]:
                            "retries": stats.retries}
     if stats.request_id:
         row["request_id"] = stats.request_id
+    if stats.currency not in (None, "USD"):  # a CNY-priced model: cost_usd is None
+        row["cost"], row["currency"] = stats.cost, stats.currency
     return row
 
 
@@ -99,7 +101,7 @@ def stats_from_row(row: dict[str, Any], response: ChatResponse) -> CallStats:
     return CallStats(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens,
                      latency_ms=row.get("latency_ms") or 0.0, retries=row.get("retries") or 0,
                      provider=response.provider, model=response.model, cost_usd=row.get("cost_usd"),
-                     request_id=row.get("request_id"))
+                     request_id=row.get("request_id"), cost=row.get("cost"), currency=row.get("currency"))
 
 
 def error_to_dict(error: AiLibError) -> dict[str, Any]:

@@ -265,7 +265,7 @@ class RateLimiter:
         if start > now:
             return start - now
         if shared is not None:  # last: a shared reservation, once made, is spent
-            wait = shared.reserve(tokens if self._token_interval else 0)
+            wait = self._reserve_unlocked(shared, tokens if self._token_interval else 0)
             if wait > 0:
                 return wait
         self._in_use += 1
@@ -280,6 +280,16 @@ class RateLimiter:
             self._next_paced = now + self._pace_interval
         self._avg_tokens = tokens if not self._avg_tokens else 0.9 * self._avg_tokens + 0.1 * tokens
         return Permit(self, tokens, estimate)
+
+    def _reserve_unlocked(self, shared: Any, tokens: int) -> float:
+        """The shared backend's round trip (SQLite or Redis) with our lock let go, so releases
+        and replies seen by other threads are not held up behind it. Only the head of the
+        queue gets here from ``acquire``; the others keep waiting on the condition."""
+        self._cond.release()
+        try:
+            return shared.reserve(tokens)
+        finally:
+            self._cond.acquire()
 
     def _release(self, estimated: int, actual: int | None, raw_estimate: int = 0) -> None:
         shared_adjustment = None

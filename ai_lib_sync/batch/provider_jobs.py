@@ -450,9 +450,9 @@ class BatchJob:
                 value = self._typed(found[0], found[1], model)
             if isinstance(value, ChatResponse):
                 usage = value.usage
-                stats.append(CallStats(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens, 0.0, None,
-                                       0, binding.provider, model,
-                                       manifest.usage_cost_usd(model, usage, batch=True), value.id))
+                stats.append(manifest.fill_cost(
+                    CallStats(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens, 0.0, None,
+                              0, binding.provider, model, None, value.id), model, usage, batch=True))
             else:
                 stats.append(None)
             if label is not None:

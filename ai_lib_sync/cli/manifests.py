@@ -120,6 +120,8 @@ def run_models(args: argparse.Namespace) -> int:
                          "input_per_mtok": info.get("input_per_mtok"),
                          "cached_input_per_mtok": info.get("cached_input_per_mtok"),
                          "output_per_mtok": info.get("output_per_mtok"),
+                         "currency": (info.get("currency") or pricing.get("currency") or "USD")
+                         if "input_per_mtok" in info else None,
                          "capabilities": info.get("capabilities") or [],
                          "price_source": info.get("source") or pricing.get("source"),
                          "price_as_of": info.get("as_of") or pricing.get("as_of")})
@@ -127,10 +129,11 @@ def run_models(args: argparse.Namespace) -> int:
         for row in rows:
             print(json.dumps(row))
         return 0
-    header = ("model", "context", "max out", "in $/M", "cached $/M", "out $/M", "capabilities", "prices as of")
+    header = ("model", "context", "max out", "in/M", "cached/M", "out/M", "currency", "capabilities",
+              "prices as of")
     table = [header] + [(row["model"], _price(row["context_window"]), _price(row["max_output_tokens"]),
                          _price(row["input_per_mtok"]), _price(row["cached_input_per_mtok"]),
-                         _price(row["output_per_mtok"]), ",".join(row["capabilities"]) or "-",
+                         _price(row["output_per_mtok"]), row["currency"] or "-", ",".join(row["capabilities"]) or "-",
                          row["price_as_of"] or "-") for row in rows]
     widths = [max(len(str(line[column])) for line in table) for column in range(len(header))]
     for line in table:

@@ -33,11 +33,20 @@ actor stays the default because it works on any cluster with nothing else to run
 
 Dask is imported only here (extra ``[dask]``); without it ``map_chat`` raises
 ``ConfigurationError`` naming the extra.
+
+On CPython 3.11 before 3.11.9 a worker process can deadlock for good when Dask's statistical
+profiler (``sys._current_frames()`` every 10 ms) meets the garbage collector while threads
+start and stop (python/cpython#116969, dask/distributed#8616), which is what a partition's
+thread pool does. We hit it in the benchmark under load: a worker stopped mid-run with every
+thread parked. On those interpreters each worker that runs ``map_chat`` stops its profiler
+once (a diagnostic only) and logs a warning; upgrading Python removes the need.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -48,7 +57,12 @@ from typing import Any
 from ..errors import ConfigurationError
 from .records import DTYPES, FIELDS, record, with_options
 
+logger = logging.getLogger(__name__)
+
 _LOCK = threading.Lock()
+_PROFILER_STOPPED: set[int] = set()  # pids whose Dask profiler we stopped
+# The interpreters with the profiler/GC deadlock (fixed in 3.11.9 by gh-106883's backport).
+_PROFILER_DEADLOCKS = sys.implementation.name == "cpython" and (3, 11) <= sys.version_info[:3] < (3, 11, 9)
 _CLIENTS: dict[tuple[Any, ...], Any] = {}  # per worker process: reused across partitions
 _LIMITERS: dict[tuple[Any, ...], Any] = {}
 
@@ -169,12 +183,44 @@ class _Plan:
     def run(self, items: list[Any]) -> list[dict[str, Any]]:
         from ..batch import BatchExecutor
 
+        if _PROFILER_DEADLOCKS:
+            _stop_worker_profiler()
         client = self.client()
         requests = [with_options(item, self.request_options) for item in items]
         limiter = self.limiter() if (self.rpm or self.tpm) else None
         extra = {"estimate": self.estimate} if self.estimate is not None else {}
         with BatchExecutor(self.threads, client=client, limiter=limiter, **extra) as executor:
             return [record(result, client) for result in executor.run(requests)]
+
+
+def _stop_worker_profiler() -> None:
+    """Stop this worker's statistical profiler, once per process (see the module docstring)."""
+    with _LOCK:
+        if os.getpid() in _PROFILER_STOPPED:
+            return
+        _PROFILER_STOPPED.add(os.getpid())
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):  # not in a distributed worker: no profiler thread
+        return
+    callbacks = [worker.periodic_callbacks.get(name) for name in ("profile", "profile-cycle")]
+    callbacks = [callback for callback in callbacks if callback is not None and callback.is_running()]
+    if not callbacks:
+        return
+    stopped = threading.Event()
+
+    def stop() -> None:  # on the worker's event loop, where its callbacks run
+        for callback in callbacks:
+            callback.stop()
+        stopped.set()
+
+    worker.loop.add_callback(stop)
+    stopped.wait(10.0)
+    logger.warning("ai_lib_sync map_chat: stopped the Dask profiler of worker %s: on Python %s it can "
+                   "deadlock the worker (python/cpython#116969); Python 3.11.9 or newer needs no such step",
+                   worker.address, sys.version.split()[0])
 
 
 def _bag_partition(items: Any, plan: _Plan) -> list[dict[str, Any]]:
