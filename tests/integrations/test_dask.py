@@ -119,3 +119,31 @@ def test_bad_input_is_refused_before_any_call():
         map_chat(dask_bag.from_sequence(["x"]))
     with pytest.raises(ConfigurationError, match="rpm"):
         map_chat(dask_bag.from_sequence(["x"]), model="openai/gpt-4o-mini", rpm=0)
+
+
+def test_worker_profiler_is_stopped_only_where_it_can_deadlock(cluster, provider):
+    """CPython 3.11 before 3.11.9: Dask's profiler and the GC can deadlock a worker whose
+    thread pool starts and stops threads (python/cpython#116969); map_chat stops the profiler
+    of the workers it runs on there, and leaves it alone elsewhere."""
+    from ai_lib_sync.integrations import dask as integration
+
+    bag = dask_bag.from_sequence([f"p {n}" for n in range(8)], npartitions=4)
+    records = integration.map_chat(bag, model="openai/gpt-4o-mini", client_options=options(provider)).compute()
+    assert [r["error"] for r in records] == [None] * 8
+    assert sorted(r.json["messages"][0]["content"] for r in provider.requests) == [f"p {n}" for n in range(8)]
+    assert {r.path for r in provider.requests} == {"/v1/chat/completions"}
+
+    def profiling(dask_worker):
+        import os
+
+        from ai_lib_sync.integrations import dask as on_worker
+
+        return os.getpid() in on_worker._PROFILER_STOPPED, dask_worker.periodic_callbacks["profile"].is_running()
+
+    states = list(cluster.run(profiling).values())
+    assert integration._PROFILER_DEADLOCKS == ((3, 11) <= __import__("sys").version_info[:3] < (3, 11, 9))
+    if integration._PROFILER_DEADLOCKS:
+        assert any(stopped for stopped, _ in states), states  # a worker that ran a partition
+        assert all(not running for stopped, running in states if stopped), states
+    else:
+        assert states == [(False, True)] * len(states), states
