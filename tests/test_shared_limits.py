@@ -185,3 +185,43 @@ def test_an_unreachable_redis_fails_the_call_without_leaking_the_password():
         limiter.try_acquire()
     assert caught.value.kind == "connection" and "s3cret-pw" not in str(caught.value)
     assert redact_url("redis://:pw@h:1/0") == "redis://:***@h:1/0"
+
+
+class _SlowBudget:
+    """A shared backend whose reservation blocks until the test lets it go."""
+
+    def __init__(self) -> None:
+        self.entered, self.proceed = threading.Event(), threading.Event()
+
+    def reserve(self, tokens: int) -> float:
+        self.entered.set()
+        self.proceed.wait(5)
+        return 0.0
+
+    def adjust(self, tokens: int) -> None:
+        pass
+
+    def hold(self, seconds: float) -> None:
+        pass
+
+
+def test_a_slow_shared_reservation_does_not_hold_up_releases():
+    """The backend's round trip runs with the limiter's lock let go: a call finishing in another
+    thread settles at once instead of queueing behind it."""
+    budget = _SlowBudget()
+    limiter = RateLimiter(rpm=6000, tpm=600_000, backend=budget)
+    budget.proceed.set()
+    first = limiter.acquire(10)
+    budget.proceed.clear()
+    budget.entered.clear()
+    waiter = threading.Thread(target=lambda: limiter.acquire(10).release(10))
+    waiter.start()
+    assert budget.entered.wait(5)  # the second admission is inside the backend's reserve
+    started = time.monotonic()
+    first.release(12)
+    released_in = time.monotonic() - started
+    assert limiter.in_flight == 0
+    budget.proceed.set()
+    waiter.join(5)
+    assert not waiter.is_alive() and limiter.admitted == 2
+    assert released_in < 1.0  # with the lock held through reserve it would wait the full 5 s
