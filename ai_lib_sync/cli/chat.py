@@ -65,7 +65,10 @@ def run(args: argparse.Namespace) -> int:
                          default=str))
     elif not stream_text:
         print(response.content)
-    cost = "n/a" if stats.cost_usd is None else f"${stats.cost_usd:.6f}"
+    if stats.cost_usd is not None:
+        cost = f"${stats.cost_usd:.6f}"
+    else:  # a price in the provider's own currency (CNY endpoints), or none
+        cost = "n/a" if stats.cost is None else f"{stats.cost:.6f} {stats.currency}"
     ttft = "" if stats.time_to_first_token_ms is None else f" first-token={stats.time_to_first_token_ms:.0f}ms"
     print(f"[{stats.provider}/{stats.model}] tokens={stats.prompt_tokens}+{stats.completion_tokens}"
           f"={stats.total_tokens} latency={stats.latency_ms:.0f}ms{ttft} retries={stats.retries} cost={cost}",
