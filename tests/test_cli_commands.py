@@ -68,4 +68,8 @@ def test_models_lists_windows_prices_and_capabilities(capsys):
     table = capsys.readouterr().out.splitlines()
     assert table[0].split()[:3] == ["model", "context", "max"]
     assert any(line.startswith("openai/") for line in table) and any(line.startswith("mock/echo") for line in table)
+    assert row["currency"] == "USD"
+    assert main(["models", "zhipu", "--json"]) == 0
+    zhipu = {r["model"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert zhipu["zhipu/glm-5.3"]["currency"] == "CNY"  # open.bigmodel.cn bills in yuan
     assert main(["models", "nosuchprovider"]) == 2

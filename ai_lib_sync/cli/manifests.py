@@ -115,13 +115,13 @@ def run_models(args: argparse.Namespace) -> int:
             continue
         pricing = manifest.data.get("pricing") or {}
         for model, info in manifest.models.items():
+            price = manifest.price(model)
             rows.append({"model": f"{manifest.id}/{model}", "context_window": info.get("context_window"),
                          "max_output_tokens": info.get("max_output_tokens"),
                          "input_per_mtok": info.get("input_per_mtok"),
                          "cached_input_per_mtok": info.get("cached_input_per_mtok"),
                          "output_per_mtok": info.get("output_per_mtok"),
-                         "currency": (info.get("currency") or pricing.get("currency") or "USD")
-                         if "input_per_mtok" in info else None,
+                         "currency": price.currency if price is not None else None,
                          "capabilities": info.get("capabilities") or [],
                          "price_source": info.get("source") or pricing.get("source"),
                          "price_as_of": info.get("as_of") or pricing.get("as_of")})
